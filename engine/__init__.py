@@ -1,0 +1,1 @@
+"""Model runners, scheduling and prompt templates."""

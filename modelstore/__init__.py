@@ -1,0 +1,1 @@
+"""Ollama-compatible content-addressed model store."""

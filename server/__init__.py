@@ -1,0 +1,1 @@
+"""HTTP API, wire contract and CLI of pollama."""
