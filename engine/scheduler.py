@@ -1,0 +1,245 @@
+"""Which models are loaded: loading, keep-alive, reloads and eviction (Ollama's server/sched.go).
+
+One runner process per model blob. Requests for a loaded model with matching load-time options
+attach to it at once; everything else waits in a bounded queue, and loads happen one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from engine.client import RunnerError, RunnerProcess
+from engine.options import Options
+from engine.protocol import LoadSpec
+
+FOREVER = math.inf
+# Ollama shows a model kept forever as expiring in about 292 years (max int64 nanoseconds).
+FOREVER_SECONDS = (2**63 - 1) / 1e9
+MIN_NUM_CTX = 4
+VISION_MIN_NUM_CTX = 2048
+
+
+class QueueFull(Exception):
+    def __init__(self) -> None:
+        super().__init__("server busy, please try again.  maximum pending requests exceeded")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the scheduler needs to know about a model; the caller resolves it from the store."""
+
+    key: str  # the model blob path: two names for one blob share a runner
+    model_path: str
+    name: str  # short display name, for /api/ps
+    digest: str
+    details: dict = field(compare=False, hash=False, default_factory=dict)
+    adapters: tuple[str, ...] = ()
+    projectors: tuple[str, ...] = ()
+    train_ctx: int = 0
+    embedding_only: bool = False
+    vision: bool = False
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    runner: RunnerProcess
+    load_key: tuple
+    num_ctx: int
+    session: float  # keep-alive in seconds, FOREVER for never
+    slots: asyncio.Semaphore
+    expires_at: float | None = None  # None until the model first goes idle
+    ref_count: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    timer: asyncio.TimerHandle | None = None
+
+    def expiry(self) -> float:
+        if self.expires_at is not None:
+            return self.expires_at
+        return time.time() + min(self.session, FOREVER_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the runner's parallel sequences; extra requests wait here."""
+        async with self.slots:
+            yield
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        num_parallel: int,
+        max_loaded: int,
+        max_queue: int,
+        default_keep_alive: float,
+        default_num_ctx: int,
+        load_timeout: float | None,
+        flash_attention: bool | None = None,
+        kv_cache_type: str = "",
+    ) -> None:
+        self.num_parallel = num_parallel
+        self.max_loaded = max_loaded
+        self.max_queue = max_queue
+        self.default_keep_alive = default_keep_alive
+        self.default_num_ctx = default_num_ctx
+        self.load_timeout = load_timeout
+        self.flash_attention = flash_attention
+        self.kv_cache_type = kv_cache_type
+        self._loaded: dict[str, LoadedModel] = {}
+        self._load_lock = asyncio.Lock()
+        self._pending = 0
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def resolve_num_ctx(self, spec: ModelSpec, opts: Options) -> int:
+        num_ctx = opts.num_ctx or self.default_num_ctx
+        if spec.train_ctx:
+            num_ctx = min(num_ctx, spec.train_ctx)
+        num_ctx = max(num_ctx, MIN_NUM_CTX)
+        if spec.vision:
+            num_ctx = max(num_ctx, VISION_MIN_NUM_CTX)
+        return num_ctx
+
+    @contextlib.asynccontextmanager
+    async def use(
+        self, spec: ModelSpec, opts: Options, keep_alive: float | None, *, shift: bool = True
+    ) -> AsyncIterator[LoadedModel]:
+        """A loaded runner for `spec`, held (not unloaded, not expiring) until the block exits."""
+        loaded = await self._acquire(spec, opts, keep_alive, shift)
+        try:
+            yield loaded
+        finally:
+            self._release(loaded)
+
+    async def unload(self, key: str) -> None:
+        loaded = self._loaded.get(key)
+        if loaded is None:
+            return
+        loaded.session = 0
+        loaded.expires_at = time.time()
+        if loaded.ref_count == 0:
+            await self._close(loaded)
+
+    def loaded(self) -> list[LoadedModel]:
+        return sorted(self._loaded.values(), key=lambda m: m.expiry(), reverse=True)
+
+    async def shutdown(self) -> None:
+        for loaded in list(self._loaded.values()):
+            await self._close(loaded)
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _load_key(self, spec: ModelSpec, opts: Options, shift: bool) -> tuple:
+        num_ctx = self.resolve_num_ctx(spec, opts)
+        num_gpu = opts.num_gpu if opts.num_gpu >= 0 else -1
+        return (num_ctx, opts.num_batch, num_gpu, opts.main_gpu, opts.use_mmap, opts.num_thread,
+                opts.draft_num_predict, shift, spec.adapters, spec.projectors)
+
+    def _usable(self, loaded: LoadedModel | None, load_key: tuple) -> bool:
+        return loaded is not None and loaded.runner.alive and loaded.load_key == load_key
+
+    async def _acquire(self, spec: ModelSpec, opts: Options, keep_alive: float | None, shift: bool) -> LoadedModel:
+        load_key = self._load_key(spec, opts, shift)
+        loaded = self._loaded.get(spec.key)
+        if self._usable(loaded, load_key):
+            return self._attach(loaded, spec, keep_alive)
+        if self._pending >= self.max_queue:
+            raise QueueFull()
+        self._pending += 1
+        try:
+            async with self._load_lock:
+                while True:
+                    loaded = self._loaded.get(spec.key)
+                    if self._usable(loaded, load_key):
+                        return self._attach(loaded, spec, keep_alive)
+                    if loaded is not None:
+                        await self._expire(loaded)
+                    elif len(self._loaded) >= self.max_loaded:
+                        await self._expire(self._victim())
+                    else:
+                        loaded = await self._load(spec, opts, load_key, keep_alive)
+                        return self._attach(loaded, spec, keep_alive)
+        finally:
+            self._pending -= 1
+
+    async def _load(self, spec: ModelSpec, opts: Options, load_key: tuple, keep_alive: float | None) -> LoadedModel:
+        num_ctx = load_key[0]
+        parallel = 1 if spec.embedding_only else self.num_parallel
+        load_spec = LoadSpec(
+            model_path=spec.model_path,
+            num_ctx=num_ctx,
+            parallel=parallel,
+            num_batch=opts.num_batch,
+            num_gpu=opts.num_gpu,
+            main_gpu=opts.main_gpu or 0,
+            use_mmap=opts.use_mmap,
+            num_thread=opts.num_thread,
+            adapters=list(spec.adapters),
+            embedding=spec.embedding_only,
+            flash_attn=self.flash_attention,
+            kv_cache_type=self.kv_cache_type,
+        )
+        runner = await RunnerProcess.start(load_spec, load_timeout=self.load_timeout)
+        session = self.default_keep_alive if keep_alive is None else keep_alive
+        loaded = LoadedModel(spec=spec, runner=runner, load_key=load_key, num_ctx=num_ctx, session=session,
+                             slots=asyncio.Semaphore(parallel))
+        self._loaded[spec.key] = loaded
+        return loaded
+
+    def _attach(self, loaded: LoadedModel, spec: ModelSpec, keep_alive: float | None) -> LoadedModel:
+        loaded.ref_count += 1
+        loaded.idle.clear()
+        loaded.spec = spec  # the latest name used for this blob is what /api/ps shows
+        if loaded.timer is not None:
+            loaded.timer.cancel()
+            loaded.timer = None
+        if keep_alive is not None:
+            loaded.session = keep_alive
+        return loaded
+
+    def _release(self, loaded: LoadedModel) -> None:
+        loaded.ref_count -= 1
+        if loaded.ref_count > 0:
+            return
+        loaded.idle.set()
+        if self._loaded.get(loaded.spec.key) is not loaded:
+            return
+        if not loaded.runner.alive:
+            asyncio.get_running_loop().create_task(self._close(loaded))
+            return
+        if loaded.session <= 0:
+            loaded.expires_at = time.time()
+            asyncio.get_running_loop().create_task(self._close(loaded))
+            return
+        loaded.expires_at = time.time() + min(loaded.session, FOREVER_SECONDS)
+        if loaded.session != FOREVER:
+            loop = asyncio.get_running_loop()
+            loaded.timer = loop.call_later(loaded.session, lambda: loop.create_task(self._close(loaded)))
+
+    def _victim(self) -> LoadedModel:
+        """Ollama's choice: shortest keep-alive first (ties by path), preferring idle models."""
+        ranked = sorted(self._loaded.values(), key=lambda m: (m.session, m.spec.key))
+        return next((m for m in ranked if m.ref_count == 0), ranked[0])
+
+    async def _expire(self, loaded: LoadedModel) -> None:
+        loaded.session = 0
+        if loaded.ref_count > 0:
+            await loaded.idle.wait()
+        await self._close(loaded)
+
+    async def _close(self, loaded: LoadedModel) -> None:
+        if loaded.ref_count > 0:
+            return
+        if self._loaded.get(loaded.spec.key) is loaded:
+            del self._loaded[loaded.spec.key]
+        if loaded.timer is not None:
+            loaded.timer.cancel()
+            loaded.timer = None
+        with contextlib.suppress(RunnerError, ProcessLookupError):
+            await loaded.runner.close()

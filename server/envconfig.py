@@ -1,0 +1,178 @@
+"""Every setting pollama reads, from Ollama's environment variables (envconfig/config.go)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 11434
+FOREVER = math.inf
+
+
+def _var(name: str) -> str:
+    return os.environ.get(name, "").strip().strip("\"'")
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    raw = _var(name)
+    if not raw:
+        return default
+    lowered = raw.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    return True  # Ollama: any other non-empty value counts as true
+
+
+def _uint(name: str, default: int) -> int:
+    raw = _var(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        log.warning("invalid environment variable, using default: %s=%s default=%d", name, raw, default)
+        return default
+    return value
+
+
+_GO_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class DurationError(ValueError):
+    pass
+
+
+def parse_go_duration(text: str) -> float:
+    """Go's time.ParseDuration, in seconds. Raises DurationError with Go's message."""
+    original = text
+    if text in ("0", "+0", "-0"):
+        return 0.0
+    sign = 1.0
+    if text[:1] in "+-":
+        sign = -1.0 if text[0] == "-" else 1.0
+        text = text[1:]
+    if not text:
+        raise DurationError(f'time: invalid duration "{original}"')
+    total, pos = 0.0, 0
+    while pos < len(text):
+        match = _GO_DURATION.match(text, pos)
+        if not match:
+            if re.fullmatch(r"[0-9]*\.?[0-9]+", text[pos:]):
+                raise DurationError(f'time: missing unit in duration "{original}"')
+            raise DurationError(f'time: invalid duration "{original}"')
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    return sign * total
+
+
+def _keep_alive_env(raw: str) -> float:
+    """OLLAMA_KEEP_ALIVE: a Go duration or bare seconds; negative means forever."""
+    if not raw:
+        return 300.0
+    try:
+        seconds = float(int(raw))
+    except ValueError:
+        try:
+            seconds = parse_go_duration(raw)
+        except DurationError:
+            return 300.0
+    return FOREVER if seconds < 0 else seconds
+
+
+def _load_timeout(raw: str) -> float | None:
+    if not raw:
+        return 300.0
+    try:
+        seconds = float(int(raw))
+    except ValueError:
+        try:
+            seconds = parse_go_duration(raw)
+        except DurationError:
+            return 300.0
+    return None if seconds <= 0 else seconds
+
+
+@dataclass(frozen=True)
+class Host:
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def parse_host(raw: str) -> Host:
+    """OLLAMA_HOST: `[scheme://]host[:port][/path]`, defaulting to 127.0.0.1:11434."""
+    if not raw:
+        return Host("http", "127.0.0.1", DEFAULT_PORT)
+    scheme, default_port = "http", DEFAULT_PORT
+    if "://" in raw:
+        scheme, raw = raw.split("://", 1)
+        default_port = {"http": 80, "https": 443}.get(scheme, DEFAULT_PORT)
+    raw = raw.split("/", 1)[0]
+    if raw == "::1":
+        return Host(scheme, "::1", default_port)
+    parts = urlsplit(f"//{raw}")
+    host = parts.hostname or ""
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = DEFAULT_PORT
+    if host == "" and raw.startswith(":"):
+        host = "0.0.0.0"
+    return Host(scheme, host or "127.0.0.1", port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: Host
+    models: Path
+    keep_alive: float
+    num_parallel: int
+    max_loaded_models: int
+    max_queue: int
+    origins: tuple[str, ...]
+    context_length: int
+    load_timeout: float | None
+    noprune: bool
+    gpu_overhead: int
+    kv_cache_type: str
+    flash_attention: bool | None
+    debug: bool
+
+
+def load_settings() -> Settings:
+    models = _var("OLLAMA_MODELS")
+    origins = tuple(o.strip().lower() for o in _var("OLLAMA_ORIGINS").split(",") if o.strip())
+    flash = _var("OLLAMA_FLASH_ATTENTION")
+    return Settings(
+        host=parse_host(_var("OLLAMA_HOST")),
+        models=Path(models).expanduser() if models else Path.home() / ".ollama" / "models",
+        keep_alive=_keep_alive_env(_var("OLLAMA_KEEP_ALIVE")),
+        num_parallel=max(_uint("OLLAMA_NUM_PARALLEL", 1), 1),
+        max_loaded_models=_uint("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
+        max_queue=_uint("OLLAMA_MAX_QUEUE", 512),
+        origins=origins,
+        context_length=_uint("OLLAMA_CONTEXT_LENGTH", 0),
+        load_timeout=_load_timeout(_var("OLLAMA_LOAD_TIMEOUT")),
+        noprune=_bool("OLLAMA_NOPRUNE"),
+        gpu_overhead=_uint("OLLAMA_GPU_OVERHEAD", 0),
+        kv_cache_type=_var("OLLAMA_KV_CACHE_TYPE"),
+        flash_attention=_bool("OLLAMA_FLASH_ATTENTION") if flash else None,
+        debug=_bool("OLLAMA_DEBUG"),
+    )
