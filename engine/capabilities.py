@@ -1,0 +1,39 @@
+"""What a model can do, derived as Ollama derives it (server/images.go: Capabilities)."""
+
+from __future__ import annotations
+
+from engine.template import Template
+from modelstore.model import Model
+
+COMPLETION = "completion"
+TOOLS = "tools"
+INSERT = "insert"
+VISION = "vision"
+EMBEDDING = "embedding"
+THINKING = "thinking"
+
+
+def model_capabilities(model: Model) -> list[str]:
+    caps: list[str] = list(model.config.capabilities or [])
+    if model.model_path is not None:
+        info = model.gguf()
+        arch = info.architecture
+        if model.template is None:
+            jinja = info.kv.get("tokenizer.chat_template")
+            if isinstance(jinja, str):
+                if "tools" in jinja or "tool_call" in jinja:
+                    caps.append(TOOLS)
+                if "<think>" in jinja and "</think>" in jinja:
+                    caps.append(THINKING)
+        caps.append(EMBEDDING if f"{arch}.pooling_type" in info.kv else COMPLETION)
+        if f"{arch}.vision.block_count" in info.kv:
+            caps.append(VISION)
+    if model.projector_paths:
+        caps.append(VISION)
+    if model.template is not None:
+        template = Template.parse(model.template)
+        if template.uses("tools"):
+            caps.append(TOOLS)
+        if template.uses("suffix"):
+            caps.append(INSERT)
+    return list(dict.fromkeys(caps))

@@ -1,0 +1,84 @@
+"""The FastAPI application: routes, middleware, error envelope and lifetime of the shared state."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import PlainTextResponse, Response
+
+from engine.scheduler import Scheduler
+from modelstore.store import ModelStore
+from server.api import RequestError
+from server.envconfig import Settings, load_settings
+from server.http import APIError, error_response
+from server.middleware import GuardMiddleware
+from server.routes import inference, models, system
+from server.state import ServerState
+
+CPU_DEFAULT_NUM_CTX = 4096
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_state(settings: Settings) -> ServerState:
+    store = ModelStore(settings.models)
+    scheduler = Scheduler(
+        num_parallel=settings.num_parallel,
+        max_loaded=settings.max_loaded_models,
+        max_queue=settings.max_queue,
+        default_keep_alive=settings.keep_alive,
+        default_num_ctx=settings.context_length or CPU_DEFAULT_NUM_CTX,
+        load_timeout=settings.load_timeout,
+        flash_attention=settings.flash_attention,
+        kv_cache_type=settings.kv_cache_type,
+    )
+    return ServerState(settings=settings, store=store, scheduler=scheduler)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    state = build_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.noprune:
+            state.store.prune()
+        yield
+        await state.scheduler.shutdown()
+
+    app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.pollama = state
+    app.include_router(system.router)
+    app.include_router(models.router)
+    app.include_router(inference.router)
+    app.add_middleware(GuardMiddleware, origins=settings.origins, loopback_only=_is_loopback(settings.host.host))
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError) -> Response:
+        return error_response(exc.message, exc.status)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError) -> Response:
+        return error_response(str(exc), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # gin's plain-text answers for unknown paths and methods.
+        if exc.status_code == 405:
+            return PlainTextResponse("405 method not allowed", 405, headers=exc.headers)
+        if exc.status_code == 404:
+            return PlainTextResponse("404 page not found", 404)
+        return error_response(str(exc.detail), exc.status_code)
+
+    return app

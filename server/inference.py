@@ -1,0 +1,318 @@
+"""The generate and chat pipelines: resolve the model, check it can do the job, schedule, render, stream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.capabilities import COMPLETION, EMBEDDING, INSERT, THINKING, TOOLS, model_capabilities
+from engine.client import RunnerError
+from engine.grammar import FormatError, format_to_grammar
+from engine.options import OptionError, Options, layered_options
+from engine.prompt import PromptTemplate, chat_prompt
+from engine.protocol import CompletionRequest, Done
+from engine.scheduler import LoadedModel, ModelSpec, QueueFull, Scheduler
+from engine.template import TemplateError
+from modelstore import gojson
+from modelstore.model import Model, load_model
+from modelstore.names import Name, parse_name
+from modelstore.store import ModelStore
+from server.api import ChatRequest, GenerateRequest
+from server.http import APIError
+
+
+def now_text() -> str:
+    return gojson.format_time(datetime.now(UTC))
+
+
+@dataclass
+class Resolved:
+    name: Name
+    model: Model
+    capabilities: list[str]
+
+
+def resolve_model(store: ModelStore, raw: str, *, empty_status: int, empty_message: str) -> Resolved:
+    """Parse and look a model up; the not-found message quotes the name as the client sent it."""
+    if not raw.strip():
+        raise APIError(empty_message, empty_status)
+    name = parse_name(raw)
+    if not name.is_valid():
+        raise APIError("invalid model name", 400)
+    model = load_model(store, store.canonical_name(name))
+    if model is None or model.model_path is None:
+        raise APIError(f"model '{raw}' not found", 404)
+    return Resolved(name, model, model_capabilities(model))
+
+
+def model_spec(resolved: Resolved) -> ModelSpec:
+    model = resolved.model
+    info = model.gguf()
+    return ModelSpec(
+        key=str(model.model_path),
+        model_path=str(model.model_path),
+        name=model.name.display_shortest(),
+        digest=model.digest,
+        details=model.details(),
+        adapters=tuple(str(p) for p in model.adapter_paths),
+        projectors=tuple(str(p) for p in model.projector_paths),
+        train_ctx=info.context_length or 0,
+        embedding_only=EMBEDDING in resolved.capabilities and COMPLETION not in resolved.capabilities,
+        vision="vision" in resolved.capabilities,
+    )
+
+
+def request_options(model: Model, options: dict[str, Any] | None) -> Options:
+    try:
+        return layered_options(model.params, options)
+    except OptionError as e:
+        # Ollama answers 500 here; a wrong option type is the client's mistake, so 400.
+        raise APIError(str(e), 400) from None
+
+
+def prompt_template(resolved: Resolved, override: str = "") -> PromptTemplate:
+    model = resolved.model
+    info = model.gguf()
+    try:
+        if override:
+            return PromptTemplate.for_model(override, None)
+        jinja = info.kv.get("tokenizer.chat_template")
+        tokens = info.kv.get("tokenizer.ggml.tokens") or []
+        return PromptTemplate.for_model(
+            model.template, jinja if isinstance(jinja, str) else None,
+            _token_text(tokens, info.kv.get("tokenizer.ggml.bos_token_id")),
+            _token_text(tokens, info.kv.get("tokenizer.ggml.eos_token_id")),
+        )
+    except TemplateError as e:
+        raise APIError(str(e), 400 if not override else 500) from None
+
+
+def _token_text(tokens: list, token_id: Any) -> str:
+    if isinstance(token_id, int) and 0 <= token_id < len(tokens):
+        return str(tokens[token_id])
+    return ""
+
+
+def check_think(resolved: Resolved, raw_name: str, think: bool | str | None) -> bool | str | None:
+    if THINKING in resolved.capabilities:
+        return True if think is None else think
+    if think is not None and think is not False:
+        raise APIError(f"{gojson.go_quote(raw_name)} does not support thinking", 400)
+    return think
+
+
+def check_top_logprobs(top_logprobs: int) -> None:
+    if not 0 <= top_logprobs <= 20:
+        raise APIError("top_logprobs must be between 0 and 20", 400)
+
+
+def grammar_for(fmt: Any) -> str | None:
+    try:
+        return format_to_grammar(fmt)
+    except FormatError as e:
+        raise APIError(str(e), 400) from None
+
+
+def _think_level(think: bool | str | None) -> tuple[bool | None, str]:
+    if isinstance(think, str):
+        return True, think
+    return think, "medium" if think is True else ""
+
+
+async def _completion(loaded: LoadedModel, request: CompletionRequest) -> AsyncIterator[Any]:
+    async with loaded.slot():
+        try:
+            async for event in loaded.runner.completion(request):
+                yield event
+        except RunnerError as e:
+            raise APIError(str(e), e.status) from None
+
+
+async def _enter(scheduler: Scheduler, resolved: Resolved, opts: Options, keep_alive: float | None,
+                 shift: bool) -> tuple[Any, LoadedModel]:
+    context = scheduler.use(model_spec(resolved), opts, keep_alive, shift=shift)
+    try:
+        loaded = await context.__aenter__()
+    except QueueFull as e:
+        raise APIError(str(e), 503) from None
+    except RunnerError as e:
+        raise APIError(str(e), e.status) from None
+    return context, loaded
+
+
+def _metrics(done: Done, started: float, loaded_at: float) -> dict[str, int]:
+    return {
+        "total_duration": int((time.perf_counter() - started) * 1e9),
+        "load_duration": int((loaded_at - started) * 1e9),
+        "prompt_eval_count": done.prompt_eval_count,
+        "prompt_eval_duration": done.prompt_eval_duration,
+        "eval_count": done.eval_count,
+        "eval_duration": done.eval_duration,
+    }
+
+
+async def generate(store: ModelStore, scheduler: Scheduler, req: GenerateRequest, started: float) -> AsyncIterator[dict]:
+    """Every chunk of /api/generate; the caller streams them or joins them."""
+    check_top_logprobs(req.top_logprobs)
+    resolved = resolve_model(store, req.model, empty_status=404, empty_message=f"model '{req.model}' not found")
+    if req.prompt == "" and req.keep_alive == 0:
+        await scheduler.unload(str(resolved.model.model_path))
+        yield {"model": req.model, "created_at": now_text(), "response": "", "done": True, "done_reason": "unload"}
+        return
+    if req.raw and (req.template or req.system or req.context is not None):
+        raise APIError("raw mode does not support template, system, or context", 400)
+    if COMPLETION not in resolved.capabilities:
+        raise APIError(f"{gojson.go_quote(req.model)} does not support generate", 400)
+    if req.suffix and INSERT not in resolved.capabilities:
+        raise APIError(f"{resolved.name} does not support insert", 400)
+    think = check_think(resolved, req.model, req.think)
+    opts = request_options(resolved.model, req.options)
+    grammar = grammar_for(req.format)
+    template = prompt_template(resolved, req.template)
+    context, loaded = await _enter(scheduler, resolved, opts, req.keep_alive, req.shift is not False)
+    try:
+        loaded_at = time.perf_counter()
+        if req.prompt == "":
+            yield {"model": req.model, "created_at": now_text(), "response": "", "done": True, "done_reason": "load"}
+            return
+        prompt = await _generate_prompt(req, resolved, template, loaded, think)
+        if req.debug_render_only:
+            yield {"model": req.model, "created_at": now_text(), "response": "", "done": False,
+                   "_debug_info": {"rendered_template": prompt}}
+            return
+        request = CompletionRequest(prompt=prompt, options=opts.predict_options(), grammar=grammar,
+                                    shift=req.shift is not False, truncate=req.truncate is not False,
+                                    logprobs=req.logprobs, top_logprobs=req.top_logprobs)
+        pieces: list[str] = []
+        async for event in _completion(loaded, request):
+            if isinstance(event, Done):
+                final: dict[str, Any] = {"model": req.model, "created_at": now_text(), "response": "",
+                                         "done": True, "done_reason": event.done_reason}
+                if not req.raw:
+                    final["context"] = await loaded.runner.tokenize(prompt + "".join(pieces))
+                final.update(_metrics(event, started, loaded_at))
+                yield final
+                return
+            pieces.append(event.text)
+            chunk: dict[str, Any] = {"model": req.model, "created_at": now_text(), "response": event.text,
+                                     "done": False}
+            if event.logprobs:
+                chunk["logprobs"] = event.logprobs
+            yield chunk
+    finally:
+        await context.__aexit__(None, None, None)
+
+
+async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: PromptTemplate,
+                           loaded: LoadedModel, think: bool | str | None) -> str:
+    if req.raw:
+        return req.prompt
+    if req.suffix:
+        return template.render_suffix(req.prompt, req.suffix)
+    model = resolved.model
+    messages: list[dict[str, Any]] = []
+    system = req.system or model.system
+    if system:
+        messages.append({"role": "system", "content": system})
+    if req.context is None:
+        messages += model.messages
+    user: dict[str, Any] = {"role": "user", "content": req.prompt}
+    if req.images:
+        user["images"] = req.images
+    messages.append(user)
+    think_on, level = _think_level(think)
+    prefix = await loaded.runner.detokenize(req.context) if req.context else ""
+    if req.template:
+        return prefix + template.render(messages, think=think_on, think_level=level)
+    prompt = await chat_prompt(template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
+                               truncate=req.truncate is not False, think=think_on, think_level=level)
+    return prefix + prompt
+
+
+async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, started: float) -> AsyncIterator[dict]:
+    """Every chunk of /api/chat."""
+    check_top_logprobs(req.top_logprobs)
+    resolved = resolve_model(store, req.model, empty_status=400, empty_message="model is required")
+    if not req.messages and req.keep_alive == 0:
+        await scheduler.unload(str(resolved.model.model_path))
+        yield {"model": req.model, "created_at": now_text(), "message": {"role": "assistant", "content": ""},
+               "done": True, "done_reason": "unload"}
+        return
+    if COMPLETION not in resolved.capabilities:
+        raise APIError(f"{gojson.go_quote(req.model)} does not support chat", 400)
+    if req.tools and TOOLS not in resolved.capabilities:
+        raise APIError(f"{resolved.name} does not support tools", 400)
+    think = check_think(resolved, req.model, req.think)
+    opts = request_options(resolved.model, req.options)
+    grammar = grammar_for(req.format)
+    template = prompt_template(resolved)
+    context, loaded = await _enter(scheduler, resolved, opts, req.keep_alive, req.shift is not False)
+    try:
+        loaded_at = time.perf_counter()
+        if not req.messages:
+            yield {"model": req.model, "created_at": now_text(), "message": {"role": "assistant", "content": ""},
+                   "done": True, "done_reason": "load"}
+            return
+        messages = _chat_messages(resolved.model, [m.template_dict() for m in req.messages])
+        think_on, level = _think_level(think)
+        prompt = await chat_prompt(template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
+                                   truncate=req.truncate is not False, tools=req.tools, think=think_on,
+                                   think_level=level)
+        if req.debug_render_only:
+            yield {"model": req.model, "created_at": now_text(), "message": {"role": "assistant", "content": ""},
+                   "done": False, "_debug_info": {"rendered_template": prompt}}
+            return
+        request = CompletionRequest(prompt=prompt, options=opts.predict_options(), grammar=grammar,
+                                    shift=req.shift is not False, truncate=req.truncate is not False,
+                                    logprobs=req.logprobs, top_logprobs=req.top_logprobs)
+        async for event in _completion(loaded, request):
+            if isinstance(event, Done):
+                final: dict[str, Any] = {"model": req.model, "created_at": now_text(),
+                                         "message": {"role": "assistant", "content": ""},
+                                         "done": True, "done_reason": event.done_reason}
+                final.update(_metrics(event, started, loaded_at))
+                yield final
+                return
+            chunk: dict[str, Any] = {"model": req.model, "created_at": now_text(),
+                                     "message": {"role": "assistant", "content": event.text}, "done": False}
+            if event.logprobs:
+                chunk["logprobs"] = event.logprobs
+            yield chunk
+    finally:
+        await context.__aexit__(None, None, None)
+
+
+def _chat_messages(model: Model, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Modelfile MESSAGEs first; the model's SYSTEM in front unless the request starts with a system."""
+    result = list(model.messages) + messages
+    if model.system and (not messages or messages[0].get("role") != "system"):
+        result.insert(0, {"role": "system", "content": model.system})
+    return result
+
+
+def join_chunks(chunks: list[dict], *, chat_request: bool, with_tools: bool) -> dict:
+    """A non-streamed response: text fields joined, everything else from the last chunk."""
+    final = dict(chunks[-1])
+    key_text = "content" if chat_request else "response"
+    texts = [(c["message"] if chat_request else c).get(key_text, "") for c in chunks]
+    thinking = "".join((c["message"] if chat_request else c).get("thinking", "") for c in chunks)
+    logprobs = [lp for c in chunks for lp in c.get("logprobs", [])]
+    if chat_request:
+        message = dict(final["message"])
+        message["content"] = "".join(texts)
+        if thinking:
+            message["thinking"] = thinking
+        calls = [tc for c in chunks for tc in c["message"].get("tool_calls", [])]
+        if with_tools and calls:
+            message["tool_calls"] = calls
+        final["message"] = message
+    else:
+        final["response"] = "".join(texts)
+        if thinking:
+            final["thinking"] = thinking
+    if logprobs:
+        final["logprobs"] = logprobs
+    return final

@@ -1,0 +1,72 @@
+"""`/api/generate` and `/api/chat`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from server import inference
+from server.api import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, parse_request
+from server.http import APIError, json_response, read_json, stream_response
+from server.state import get_state
+
+router = APIRouter()
+
+
+async def _wire(chunks: AsyncIterator[dict], shape: type[GenerateResponse] | type[ChatResponse]) -> AsyncIterator[dict]:
+    async for chunk in chunks:
+        yield shape.model_validate(chunk).wire()
+
+
+async def _respond(chunks: AsyncIterator[dict], *, stream: bool, chat: bool, with_tools: bool) -> Response:
+    shape = ChatResponse if chat else GenerateResponse
+    if stream:
+        return await stream_response(_wire(chunks, shape))
+    collected = [chunk async for chunk in chunks]
+    if not collected:
+        raise APIError("no response", 500)
+    return json_response(shape.model_validate(inference.join_chunks(collected, chat_request=chat,
+                                                                    with_tools=with_tools)).wire())
+
+
+async def _single_if_done(chunks: AsyncGenerator[dict]) -> tuple[dict | None, AsyncIterator[dict]]:
+    """Peek at the first chunk: load, unload and render-only answers are one object even when streaming."""
+    first = await anext(chunks, None)
+
+    async def rest() -> AsyncIterator[dict]:
+        if first is not None:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    if first is not None and (first.get("done_reason") in ("load", "unload") or "_debug_info" in first):
+        await chunks.aclose()  # runs the pipeline's cleanup: the scheduler hold is released
+        return first, rest()
+    return None, rest()
+
+
+@router.post("/api/generate")
+async def generate(request: Request) -> Response:
+    started = time.perf_counter()
+    state = get_state(request)
+    req: GenerateRequest = parse_request(GenerateRequest, await read_json(request))
+    chunks = inference.generate(state.store, state.scheduler, req, started)
+    single, chunks = await _single_if_done(chunks)
+    if single is not None:
+        return json_response(GenerateResponse.model_validate(single).wire())
+    return await _respond(chunks, stream=req.stream is not False, chat=False, with_tools=False)
+
+
+@router.post("/api/chat")
+async def chat(request: Request) -> Response:
+    started = time.perf_counter()
+    state = get_state(request)
+    req: ChatRequest = parse_request(ChatRequest, await read_json(request))
+    chunks = inference.chat(state.store, state.scheduler, req, started)
+    single, chunks = await _single_if_done(chunks)
+    if single is not None:
+        return json_response(ChatResponse.model_validate(single).wire())
+    return await _respond(chunks, stream=req.stream is not False, chat=True, with_tools=bool(req.tools))

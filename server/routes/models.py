@@ -1,0 +1,186 @@
+"""Model management: blobs, create, tags, show, copy, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from engine.capabilities import model_capabilities
+from modelstore import gojson
+from modelstore.blobs import DigestMismatch, InvalidDigest
+from modelstore.model import Model, load_model
+from modelstore.modelfile import format_show_parameters, render_show_modelfile
+from modelstore.names import parse_name
+from server.api import CopyRequest, CreateRequest, DeleteRequest, ShowRequest, parse_request
+from server.create import check_create_request, create_model
+from server.http import APIError, collect_progress, json_response, read_json, stream_response
+from server.state import get_state
+
+router = APIRouter()
+
+
+@router.head("/api/blobs/{digest}")
+async def head_blob(digest: str, request: Request) -> Response:
+    blobs = get_state(request).store.blobs
+    try:
+        exists = blobs.exists(digest)
+    except InvalidDigest:
+        return Response(status_code=400)
+    return Response(status_code=200 if exists else 404)
+
+
+@router.post("/api/blobs/{digest}")
+async def create_blob(digest: str, request: Request) -> Response:
+    blobs = get_state(request).store.blobs
+    try:
+        if blobs.exists(digest):
+            return Response(status_code=200)
+    except InvalidDigest as e:
+        raise APIError(str(e), 400) from None
+    with blobs.writer() as writer:
+        async for chunk in request.stream():
+            writer.write(chunk)
+        try:
+            await asyncio.to_thread(writer.commit, digest)
+        except DigestMismatch as e:
+            raise APIError(str(e), 400) from None
+    return Response(status_code=201)
+
+
+@router.post("/api/create")
+async def create(request: Request) -> Response:
+    state = get_state(request)
+    req: CreateRequest = parse_request(CreateRequest, await read_json(request))
+    name = check_create_request(req)
+    progress = create_model(state.store, req, name, noprune=state.settings.noprune)
+    if req.stream is False:
+        return await collect_progress(progress)
+    return await stream_response(progress)
+
+
+def _summary(model: Model) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": model.name.display_shortest(),
+        "model": model.name.display_shortest(),
+        "modified_at": gojson.format_time(model.modified_at),
+        "size": model.size,
+        "digest": model.digest,
+        "details": model.details(),
+    }
+    capabilities = model_capabilities(model) if model.model_path is not None else []
+    if capabilities:
+        entry["capabilities"] = capabilities
+    return entry
+
+
+@router.api_route("/api/tags", methods=["GET", "HEAD"])
+async def tags(request: Request) -> Response:
+    store = get_state(request).store
+
+    def list_models() -> list[dict[str, Any]]:
+        models = [m for m in (load_model(store, name) for name in store.manifests()) if m is not None]
+        models.sort(key=lambda m: int(m.modified_at.timestamp()), reverse=True)
+        return [_summary(m) for m in models]
+
+    return json_response({"models": await asyncio.to_thread(list_models)})
+
+
+@router.post("/api/show")
+async def show(request: Request) -> Response:
+    state = get_state(request)
+    req: ShowRequest = parse_request(ShowRequest, await read_json(request))
+    raw = req.model or req.name
+    if not raw:
+        raise APIError("model is required", 400)
+    name = parse_name(raw)
+    if not name.is_valid():
+        raise APIError("invalid model name", 400)
+    model = load_model(state.store, state.store.canonical_name(name))
+    if model is None:
+        raise APIError(f"model '{name.display_shortest()}' not found", 404)
+    return json_response(await asyncio.to_thread(_show_body, model, req, state.store.root))
+
+
+def _model_info(values: dict[str, Any], verbose: bool) -> dict[str, Any]:
+    info = {}
+    for key, value in values.items():
+        if key in ("general.name", "tokenizer.chat_template"):
+            continue
+        if isinstance(value, list) and value and not verbose:
+            value = None
+        info[key] = value
+    return info
+
+
+def _show_body(model: Model, req: ShowRequest, root: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if model.license:
+        body["license"] = "\n".join(model.license)
+    body["modelfile"] = render_show_modelfile(model, root)
+    parameters = format_show_parameters(model.params)
+    if parameters:
+        body["parameters"] = parameters
+    body["template"] = model.template if model.template is not None else "{{ .Prompt }}"
+    system = req.system or model.system
+    if system:
+        body["system"] = system
+    body["details"] = model.details()
+    if model.messages:
+        body["messages"] = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages]
+    info = model.gguf() if model.model_path is not None else None
+    if info is not None:
+        kv = dict(info.kv)
+        kv["general.parameter_count"] = info.parameter_count
+        body["model_info"] = _model_info(kv, req.verbose)
+        if info.tensors:
+            body["tensors"] = [{"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in info.tensors]
+    else:
+        body["model_info"] = {}
+    capabilities = model_capabilities(model) if model.model_path is not None else []
+    if capabilities:
+        body["capabilities"] = capabilities
+    body["modified_at"] = gojson.format_time(model.modified_at)
+    if model.config.requires:
+        body["requires"] = model.config.requires
+    return body
+
+
+@router.post("/api/copy")
+async def copy(request: Request) -> Response:
+    store = get_state(request).store
+    req: CopyRequest = parse_request(CopyRequest, await read_json(request))
+    source, destination = parse_name(req.source), parse_name(req.destination)
+    if not req.source or not source.is_valid():
+        raise APIError(f"source {gojson.go_quote(req.source)} is invalid", 400)
+    if not req.destination or not destination.is_valid():
+        raise APIError(f"destination {gojson.go_quote(req.destination)} is invalid", 400)
+    source, destination = store.canonical_name(source), store.canonical_name(destination)
+    if store.manifest_path(source) == store.manifest_path(destination):
+        return Response(status_code=200)
+    if store.read_manifest(source) is None:
+        raise APIError(f"model {gojson.go_quote(req.source)} not found", 404)
+    await asyncio.to_thread(store.copy_manifest, source, destination)
+    return Response(status_code=200)
+
+
+@router.delete("/api/delete")
+async def delete(request: Request) -> Response:
+    store = get_state(request).store
+    req: DeleteRequest = parse_request(DeleteRequest, await read_json(request))
+    raw = req.model or req.name
+    if not raw:
+        raise APIError("model is required", 400)
+    name = parse_name(raw)
+    if not name.is_valid():
+        raise APIError(f"name {gojson.go_quote(raw)} is invalid", 400)
+    name = store.canonical_name(name)
+    manifest = store.read_manifest(name)
+    if manifest is None:
+        raise APIError(f"model '{raw}' not found", 404)
+    await asyncio.to_thread(store.delete_manifest, name)
+    digests = [layer.digest for layer in manifest.layers] + [manifest.config.digest]
+    await asyncio.to_thread(store.remove_unreferenced, digests)
+    return Response(status_code=200)

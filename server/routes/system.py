@@ -1,0 +1,41 @@
+"""`/`, `/api/version` and `/api/ps`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from modelstore import gojson
+from server.http import json_response
+from server.state import get_state
+from server.version import VERSION
+
+router = APIRouter()
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def root() -> Response:
+    return Response(b"Ollama is running", media_type="text/plain; charset=utf-8")
+
+
+@router.api_route("/api/version", methods=["GET", "HEAD"])
+async def version() -> Response:
+    return json_response({"version": VERSION})
+
+
+@router.get("/api/ps")
+async def ps(request: Request) -> Response:
+    models = []
+    for loaded in get_state(request).scheduler.loaded():
+        info = loaded.runner.info
+        models.append({
+            "name": loaded.spec.name,
+            "model": loaded.spec.name,
+            "size": info.memory_bytes,
+            "digest": loaded.spec.digest,
+            "details": {**loaded.spec.details, "parent_model": ""},
+            "expires_at": gojson.format_time(gojson.local_time_from_timestamp(loaded.expiry())),
+            "size_vram": info.vram_bytes,
+            "context_length": loaded.num_ctx,
+        })
+    return json_response({"models": models})
