@@ -1,0 +1,274 @@
+"""The daemon's handle on one runner process (asyncio side of the channel in engine/protocol.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from engine.protocol import (
+    FRAME_HEADER,
+    Cancel,
+    Complete,
+    CompletionRequest,
+    Detokenize,
+    Done,
+    Embed,
+    EmbedResult,
+    Failure,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    LoadSpec,
+    Reply,
+    RunnerError,
+    RunnerInfo,
+    Shutdown,
+    Token,
+    Tokenize,
+    decode_body,
+    encode_frame,
+)
+
+__all__ = ["RunnerError", "RunnerProcess"]
+
+log = logging.getLogger("engine.runner")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Lines of the runner's stderr worth quoting in an error (llm/status.go in Ollama).
+ERROR_MARKERS = ("error:", "Error:", "error loading model", "panic:", "CUDA error", "GGML_ASSERT",
+                 "out of memory", "failed to allocate", "Traceback", "Exception")
+LAST_ERROR_LIMIT = 8192
+CLOSE_GRACE_SECONDS = 5.0
+
+
+class _Terminated:
+    """Put on every open request's queue when the process dies."""
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> object | None:
+    try:
+        header = await reader.readexactly(FRAME_HEADER.size)
+        return decode_body(await reader.readexactly(FRAME_HEADER.unpack(header)[0]))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+
+
+def _exit_text(returncode: int | None) -> str:
+    """Go's wording for how a process ended, as Ollama quotes it."""
+    if returncode is None:
+        return "exit status unknown"
+    if returncode < 0:
+        try:
+            return f"signal: {signal.strsignal(-returncode).lower()}"
+        except (ValueError, AttributeError):
+            return f"signal: {-returncode}"
+    return f"exit status {returncode}"
+
+
+class RunnerProcess:
+    def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, info: RunnerInfo, stderr_task: asyncio.Task[None],
+                 last_error: list[str]) -> None:
+        self.process = process
+        self.info = info
+        self._reader = reader
+        self._writer = writer
+        self._stderr_task = stderr_task
+        self._last_error = last_error
+        self._ids = itertools.count(1)
+        self._queues: dict[int, asyncio.Queue[object]] = {}
+        self._closing = False
+        self._exit_error: RunnerError | None = None
+        self._router = asyncio.create_task(self._route())
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @classmethod
+    async def start(cls, spec: LoadSpec, *, load_timeout: float | None) -> RunnerProcess:
+        """Spawn a runner and wait until it has loaded the model.
+
+        `load_timeout` is a stall timeout, as in Ollama: it restarts whenever load progress moves."""
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "engine.runner", str(child.fileno()), pass_fds=(child.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, env=env)
+        finally:
+            child.close()
+        last_error: list[str] = []
+        stderr_task = asyncio.create_task(_watch_stderr(process, last_error))
+        reader, writer = await asyncio.open_unix_connection(sock=parent)
+        writer.write(encode_frame(spec))
+        try:
+            outcome = await _await_load(reader, load_timeout, last_error)
+        except BaseException:
+            await _reap(process, writer, stderr_task)
+            raise
+        if not isinstance(outcome, RunnerInfo):  # the runner exited, with or without a word
+            await _reap(process, writer, stderr_task)
+            if isinstance(outcome, LoadFailed):
+                raise RunnerError(f"llama runner process has terminated: {outcome.message}")
+            raise RunnerError(_termination_message(process.returncode, last_error))
+        info = outcome
+        return cls(process, reader, writer, info, stderr_task, last_error)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._exit_error is None and self.process.returncode is None and not self._closing
+
+    async def close(self) -> None:
+        """Stop the process (its memory goes back to the OS); kills it if it does not stop in time."""
+        if not self._closing and self._exit_error is None:
+            self._closing = True
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self._writer.write(encode_frame(Shutdown()))
+        self._closing = True
+        try:
+            await asyncio.wait_for(self.process.wait(), CLOSE_GRACE_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        await self.process.wait()
+        await self._router
+        await self._stderr_task
+        self._writer.close()
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def tokenize(self, text: str, add_special: bool = False, parse_special: bool = True) -> list[int]:
+        return await self._call(lambda rid: Tokenize(rid, text, add_special, parse_special))  # type: ignore[return-value]
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return await self._call(lambda rid: Detokenize(rid, list(tokens)))  # type: ignore[return-value]
+
+    async def embed(self, inputs: list[str], truncate: bool) -> EmbedResult:
+        return await self._call(lambda rid: Embed(rid, list(inputs), truncate))  # type: ignore[return-value]
+
+    async def completion(self, req: CompletionRequest) -> AsyncIterator[Token | Done]:
+        """Stream a completion. Leaving the loop early (or aclose()) cancels it in the runner."""
+        request_id, queue = self._open()
+        finished = False
+        try:
+            self._send(Complete(request_id, req))
+            while True:
+                payload = await queue.get()
+                if isinstance(payload, Token):
+                    yield payload
+                    continue
+                finished = True
+                if isinstance(payload, Done):
+                    yield payload
+                    return
+                raise self._error(payload)
+        finally:
+            del self._queues[request_id]
+            if not finished and self.alive:
+                self._send(Cancel(request_id))
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _open(self) -> tuple[int, asyncio.Queue[object]]:
+        if not self.alive:
+            raise self._exit_error or RunnerError("llama runner process is not running")
+        request_id = next(self._ids)
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        self._queues[request_id] = queue
+        return request_id, queue
+
+    def _send(self, message: object) -> None:
+        self._writer.write(encode_frame(message))
+
+    async def _call(self, make_message: Callable[[int], object]) -> object:
+        request_id, queue = self._open()
+        try:
+            self._send(make_message(request_id))
+            payload = await queue.get()
+        finally:
+            del self._queues[request_id]
+        if isinstance(payload, Failure | _Terminated):
+            raise self._error(payload)
+        return payload
+
+    def _error(self, payload: object) -> RunnerError:
+        if isinstance(payload, Failure):
+            return RunnerError(payload.message, payload.status)
+        return self._exit_error or RunnerError("llama runner process has terminated")
+
+    async def _route(self) -> None:
+        """Deliver each reply to its request's queue; on EOF, fail every open request."""
+        while (message := await _read_frame(self._reader)) is not None:
+            if isinstance(message, Reply) and (queue := self._queues.get(message.request_id)) is not None:
+                queue.put_nowait(message.payload)
+        await self.process.wait()
+        await self._stderr_task
+        self._exit_error = RunnerError(_termination_message(self.process.returncode, self._last_error))
+        if not self._closing:
+            log.warning("%s", self._exit_error)
+        for queue in self._queues.values():
+            queue.put_nowait(_Terminated())
+
+
+def _termination_message(returncode: int | None, last_error: list[str]) -> str:
+    message = f"llama runner process has terminated: {_exit_text(returncode)}"
+    return f"{message}: {last_error[-1]}" if last_error else message
+
+
+async def _await_load(reader: asyncio.StreamReader, load_timeout: float | None,
+                      last_error: list[str]) -> RunnerInfo | LoadFailed | None:
+    """The runner's answer to the load: its info, its failure, or None if it exited without one."""
+    stall = load_timeout if load_timeout is not None and load_timeout > 0 else None
+    progress = 0.0
+    while True:
+        try:
+            message = await asyncio.wait_for(_read_frame(reader), stall)
+        except TimeoutError:
+            detail = f" - {last_error[-1]}" if last_error else ""
+            message = f"timed out waiting for llama runner to start - progress {progress:.2f}{detail}"
+            raise RunnerError(message) from None
+        match message:
+            case LoadProgress(fraction):
+                progress = fraction
+            case Loaded(info):
+                return info
+            case LoadFailed() | None:
+                return message
+
+
+async def _reap(process: asyncio.subprocess.Process, writer: asyncio.StreamWriter,
+                stderr_task: asyncio.Task[None]) -> None:
+    writer.close()
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()
+    await stderr_task
+
+
+async def _watch_stderr(process: asyncio.subprocess.Process, last_error: list[str]) -> None:
+    """Forward the runner's stderr to the log and remember the lines that explain a failure."""
+    assert process.stderr is not None
+    kept = 0
+    while line := await process.stderr.readline():
+        text = line.decode("utf-8", errors="replace").rstrip()
+        log.debug("runner %d: %s", process.pid, text)
+        if any(marker in text for marker in ERROR_MARKERS):
+            last_error.append(text)
+            kept += len(text)
+            while kept > LAST_ERROR_LIMIT and len(last_error) > 1:
+                kept -= len(last_error.pop(0))

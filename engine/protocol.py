@@ -1,0 +1,178 @@
+"""What the daemon and a runner process say to each other.
+
+Frames on the socket are a 4-byte big-endian length followed by a pickle of one of the dataclasses
+below. The channel is a private socketpair between a parent and the child it spawned, so pickle is
+safe here and keeps the messages plain Python objects.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+FRAME_HEADER = struct.Struct(">I")
+
+
+class RunnerError(Exception):
+    """A failure reported by (or about) a runner; `status` is the HTTP status the daemon should use."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadSpec:
+    model_path: str
+    num_ctx: int  # per sequence; the llama context holds num_ctx × parallel tokens
+    parallel: int
+    num_batch: int = 512
+    num_gpu: int = -1  # layers to offload; -1 = all when the build can offload, else none
+    main_gpu: int = 0
+    use_mmap: bool | None = None  # None = llama.cpp's default
+    num_thread: int = 0  # 0 = physical cores
+    adapters: list[str] = field(default_factory=list)  # LoRA files
+    embedding: bool = False
+    flash_attn: bool | None = None  # None = llama.cpp decides
+    kv_cache_type: str = ""  # "" = f16; else a ggml type name such as "q8_0"
+
+
+@dataclass
+class RunnerInfo:
+    pid: int
+    n_ctx: int  # the whole llama context
+    num_ctx: int  # per sequence
+    parallel: int
+    n_ctx_train: int
+    n_vocab: int
+    n_embd: int
+    add_bos: bool
+    has_encoder: bool
+    model_size_bytes: int
+    gpu_offload: bool
+    n_gpu_layers: int
+    pooling: str = "none"  # embedding loads: how token vectors become one vector
+
+
+# --- requests and their events ------------------------------------------------------------------
+
+
+@dataclass
+class CompletionRequest:
+    prompt: str
+    options: dict[str, Any]  # predict options, defaulted and validated by the daemon
+    grammar: str | None = None  # GBNF
+    shift: bool = True
+    truncate: bool = True
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass
+class Token:
+    text: str  # "" when everything is held back but logprobs exist
+    logprobs: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Done:
+    done_reason: str  # "stop" | "length"
+    prompt_eval_count: int  # all prompt tokens, cached ones included
+    prompt_eval_duration: int  # ns
+    eval_count: int
+    eval_duration: int  # ns
+    cached_tokens: int = 0  # prompt tokens reused from the slot's KV cache, not evaluated again
+
+
+@dataclass
+class EmbedResult:
+    embeddings: list[list[float]]  # raw, not normalised
+    prompt_eval_count: int
+
+
+# --- wire messages ------------------------------------------------------------------------------
+
+
+@dataclass
+class Complete:
+    request_id: int
+    request: CompletionRequest
+
+
+@dataclass
+class Cancel:
+    request_id: int
+
+
+@dataclass
+class Tokenize:
+    request_id: int
+    text: str
+    add_special: bool
+    parse_special: bool
+
+
+@dataclass
+class Detokenize:
+    request_id: int
+    tokens: list[int]
+
+
+@dataclass
+class Embed:
+    request_id: int
+    inputs: list[str]
+    truncate: bool
+
+
+@dataclass
+class Shutdown:
+    pass
+
+
+@dataclass
+class LoadProgress:
+    fraction: float
+
+
+@dataclass
+class Loaded:
+    info: RunnerInfo
+
+
+@dataclass
+class LoadFailed:
+    message: str
+
+
+@dataclass
+class Failure:
+    message: str
+    status: int = 500
+
+
+@dataclass
+class Reply:
+    """One event for one request: Token, or a final Done | EmbedResult | Failure | list[int] | str."""
+
+    request_id: int
+    payload: Any
+
+    @property
+    def final(self) -> bool:
+        return not isinstance(self.payload, Token)
+
+
+def encode_frame(message: object) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME_HEADER.pack(len(body)) + body
+
+
+def decode_body(body: bytes) -> object:
+    return pickle.loads(body)

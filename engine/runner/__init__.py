@@ -1,0 +1,1 @@
+"""The runner process: one loaded model, its KV slots and the continuous-batching step loop."""

@@ -1,0 +1,233 @@
+"""A thin typed layer over llama_cpp's low-level (ctypes) API: just what the runner needs.
+
+Everything here maps one-to-one onto llama.cpp calls; policy (slots, sampling, truncation) lives in the
+modules that use it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections.abc import Callable, Sequence
+
+import llama_cpp as lc
+import numpy as np
+
+# Ollama accepts these for OLLAMA_KV_CACHE_TYPE; anything else falls back to f16.
+KV_CACHE_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
+POOLING_NAMES = {
+    lc.LLAMA_POOLING_TYPE_NONE: "none", lc.LLAMA_POOLING_TYPE_MEAN: "mean", lc.LLAMA_POOLING_TYPE_CLS: "cls",
+    lc.LLAMA_POOLING_TYPE_LAST: "last", lc.LLAMA_POOLING_TYPE_RANK: "rank",
+}
+_LOG_WARN = 3
+_LOG_CONT = 5
+
+
+class LlamaError(RuntimeError):
+    pass
+
+
+def _log_to_stderr(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    # Keep warnings and errors only: the daemon scans the runner's stderr for error lines.
+    if level >= _LOG_WARN or (level == _LOG_CONT and _log_to_stderr.last_kept):  # type: ignore[attr-defined]
+        sys.stderr.write(text.decode("utf-8", errors="replace"))
+        sys.stderr.flush()
+    if level != _LOG_CONT:
+        _log_to_stderr.last_kept = level >= _LOG_WARN  # type: ignore[attr-defined]
+
+
+_log_to_stderr.last_kept = False  # type: ignore[attr-defined]
+_LOG_CALLBACK = lc.llama_log_callback(_log_to_stderr)  # module-level: must outlive every llama call
+
+
+def init_backend() -> None:
+    lc.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p())
+    lc.llama_backend_init()
+
+
+def supports_gpu_offload() -> bool:
+    return bool(lc.llama_supports_gpu_offload())
+
+
+class LlamaModel:
+    def __init__(self, path: str, *, n_gpu_layers: int, main_gpu: int, use_mmap: bool | None,
+                 on_progress: Callable[[float], None] | None = None) -> None:
+        params = lc.llama_model_default_params()
+        params.n_gpu_layers = n_gpu_layers
+        params.main_gpu = main_gpu
+        if use_mmap is not None:
+            params.load_mode = lc.LLAMA_LOAD_MODE_MMAP if use_mmap else lc.LLAMA_LOAD_MODE_NONE
+        if on_progress is not None:
+            def progress(fraction: float, _user_data: ctypes.c_void_p) -> bool:
+                on_progress(fraction)
+                return True
+            self._progress = lc.llama_progress_callback(progress)  # kept alive for the load
+            params.progress_callback = self._progress
+        model = lc.llama_model_load_from_file(path.encode(), params)
+        if not model:
+            raise LlamaError(f"unable to load model: {path}")
+        self.model = model
+        self.vocab = lc.llama_model_get_vocab(model)
+        self.n_vocab: int = lc.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train: int = lc.llama_model_n_ctx_train(model)
+        self.n_embd: int = lc.llama_model_n_embd(model)
+        self.n_layer: int = lc.llama_model_n_layer(model)
+        self.add_bos: bool = bool(lc.llama_vocab_get_add_bos(self.vocab))
+        self.bos: int = lc.llama_vocab_bos(self.vocab)
+        self.has_encoder: bool = bool(lc.llama_model_has_encoder(model))
+        self.size_bytes: int = lc.llama_model_size(model)
+        self._pieces: dict[int, bytes] = {}
+        self._adapters: list[ctypes.c_void_p] = []
+
+    def meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(256)
+        n = lc.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", errors="replace") if n >= 0 else None
+
+    def pooling_type(self) -> int | None:
+        """The GGUF's `<arch>.pooling_type`, or None for a model without one (a generative model)."""
+        arch = self.meta("general.architecture")
+        value = self.meta(f"{arch}.pooling_type") if arch else None
+        return int(value) if value is not None else None
+
+    def load_adapter(self, path: str) -> ctypes.c_void_p:
+        adapter = lc.llama_adapter_lora_init(self.model, path.encode())
+        if not adapter:
+            raise LlamaError(f"unable to load LoRA adapter: {path}")
+        self._adapters.append(adapter)
+        return adapter
+
+    def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        while True:
+            out = (lc.llama_token * capacity)()
+            n = lc.llama_tokenize(self.vocab, data, len(data), out, capacity, add_special, parse_special)
+            if n >= 0:
+                return out[:n]
+            capacity = -n
+
+    def piece(self, token: int) -> bytes:
+        """The token's bytes, special tokens rendered (Ollama parses e.g. <think> from them)."""
+        cached = self._pieces.get(token)
+        if cached is None:
+            buf = ctypes.create_string_buffer(64)
+            n = lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+            cached = self._pieces[token] = buf.raw[:n]
+        return cached
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_eog(self, token: int) -> bool:
+        return bool(lc.llama_vocab_is_eog(self.vocab, token))
+
+    def close(self) -> None:
+        for adapter in self._adapters:
+            lc.llama_adapter_lora_free(adapter)
+        self._adapters.clear()
+        if self.model:
+            lc.llama_model_free(self.model)
+            self.model = None
+
+
+class Batch:
+    """A reusable llama_batch of up to `capacity` tokens, one sequence id per token."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.raw = lc.llama_batch_init(capacity, 0, 1)
+        self.n_tokens = 0
+
+    def clear(self) -> None:
+        self.n_tokens = 0
+
+    def add(self, token: int, pos: int, seq_id: int, output: bool) -> int:
+        """Append a token; returns its index (the logits row when `output`)."""
+        i = self.n_tokens
+        raw = self.raw
+        raw.token[i] = token
+        raw.pos[i] = pos
+        raw.n_seq_id[i] = 1
+        raw.seq_id[i][0] = seq_id
+        raw.logits[i] = output
+        self.n_tokens = i + 1
+        return i
+
+    def close(self) -> None:
+        if self.raw is not None:
+            lc.llama_batch_free(self.raw)
+            self.raw = None
+
+
+class LlamaContext:
+    def __init__(self, model: LlamaModel, *, n_ctx: int, n_batch: int, n_ubatch: int, n_seq_max: int,
+                 n_threads: int, flash_attn: bool | None, kv_cache_type: str, embeddings: bool,
+                 pooling_type: int = lc.LLAMA_POOLING_TYPE_UNSPECIFIED, kv_unified: bool = False) -> None:
+        params = lc.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = n_batch
+        params.n_ubatch = n_ubatch
+        params.n_seq_max = n_seq_max
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.embeddings = embeddings
+        params.pooling_type = pooling_type
+        params.kv_unified = kv_unified
+        params.flash_attn_type = {None: lc.LLAMA_FLASH_ATTN_TYPE_AUTO, True: lc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                                  False: lc.LLAMA_FLASH_ATTN_TYPE_DISABLED}[flash_attn]
+        kv_type = KV_CACHE_TYPES.get(kv_cache_type or "f16", lc.GGML_TYPE_F16)
+        params.type_k = params.type_v = kv_type
+        ctx = lc.llama_init_from_model(model.model, params)
+        if not ctx:
+            raise LlamaError("failed to create the llama context")
+        self.ctx = ctx
+        self.model = model
+        self.memory = lc.llama_get_memory(ctx)
+        self.n_ctx: int = lc.llama_n_ctx(ctx)
+        self.n_ctx_seq: int = lc.llama_n_ctx_seq(ctx)
+        self.n_batch: int = lc.llama_n_batch(ctx)
+        self.pooling_type: int = lc.llama_pooling_type(ctx)
+        self.can_shift: bool = bool(self.memory) and bool(lc.llama_memory_can_shift(self.memory))
+
+    def set_adapters(self, adapters: list[ctypes.c_void_p]) -> None:
+        array = (lc.llama_adapter_lora_p_ctypes * len(adapters))(*adapters)
+        scales = (ctypes.c_float * len(adapters))(*([1.0] * len(adapters)))
+        if lc.llama_set_adapters_lora(self.ctx, array, len(adapters), scales):
+            raise LlamaError("failed to apply the LoRA adapters")
+
+    def decode(self, batch: Batch) -> None:
+        batch.raw.n_tokens = batch.n_tokens
+        status = lc.llama_decode(self.ctx, batch.raw)
+        if status != 0:
+            reason = "no KV cache space for the batch" if status == 1 else f"status {status}"
+            raise LlamaError(f"llama_decode failed: {reason}")
+
+    def logits(self, index: int) -> np.ndarray:
+        """The logits row of batch token `index` (a view, valid until the next decode)."""
+        return np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self.model.n_vocab,))
+
+    def sequence_embedding(self, seq_id: int) -> list[float]:
+        pointer = lc.llama_get_embeddings_seq(self.ctx, seq_id)
+        if not pointer:
+            raise LlamaError("no pooled embedding for the sequence")
+        return pointer[: lc.llama_model_n_embd_out(self.model.model)]
+
+    def seq_rm(self, seq_id: int, p0: int, p1: int) -> bool:
+        """Drop positions [p0, p1) of a sequence (p1 < 0: to the end); False if it cannot be done."""
+        return bool(lc.llama_memory_seq_rm(self.memory, seq_id, p0, p1))
+
+    def seq_add(self, seq_id: int, p0: int, p1: int, delta: int) -> None:
+        lc.llama_memory_seq_add(self.memory, seq_id, p0, p1, delta)
+
+    def clear_memory(self) -> None:
+        if self.memory:
+            lc.llama_memory_clear(self.memory, True)
+
+    def close(self) -> None:
+        if self.ctx:
+            lc.llama_free(self.ctx)
+            self.ctx = None

@@ -1,0 +1,84 @@
+"""Turn a LoadSpec into a llama model + context sized the way Ollama sizes them (runtime.md §6)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import llama_cpp as lc
+
+from engine.protocol import LoadSpec, RunnerInfo
+from engine.runner.llama import POOLING_NAMES, LlamaContext, LlamaModel, supports_gpu_offload
+
+# An embedding request's inputs share one decode, one sequence id each, up to this many at a time.
+EMBED_MAX_SEQUENCES = 16
+
+
+@dataclass
+class LoadedModel:
+    model: LlamaModel
+    ctx: LlamaContext
+    info: RunnerInfo
+    num_ctx: int
+    num_batch: int
+
+    def close(self) -> None:
+        self.ctx.close()
+        self.model.close()
+
+
+def physical_cores() -> int:
+    """Cores, not hyper-threads: llama.cpp decodes slower when threads share a core."""
+    cores = set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            physical = ""
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    physical = value.strip()
+                elif key.strip() == "core id":
+                    cores.add((physical, value.strip()))
+    except OSError:
+        pass
+    return len(cores) or os.cpu_count() or 1
+
+
+def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = None) -> LoadedModel:
+    offload = supports_gpu_offload()
+    n_gpu_layers = (-1 if spec.num_gpu < 0 else spec.num_gpu) if offload else 0
+    model = LlamaModel(spec.model_path, n_gpu_layers=n_gpu_layers, main_gpu=spec.main_gpu,
+                       use_mmap=spec.use_mmap, on_progress=on_progress)
+    try:
+        parallel = max(spec.parallel, 1)
+        num_ctx = max(spec.num_ctx, 4)
+        n_ctx = num_ctx * parallel
+        threads = spec.num_thread if spec.num_thread > 0 else physical_cores()
+        if spec.embedding:
+            # Whole inputs go in one micro-batch (non-causal models need that) and share one KV buffer.
+            pooling = model.pooling_type()
+            ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                               n_seq_max=EMBED_MAX_SEQUENCES, n_threads=threads, flash_attn=spec.flash_attn,
+                               kv_cache_type=spec.kv_cache_type, embeddings=True, kv_unified=True,
+                               pooling_type=lc.LLAMA_POOLING_TYPE_MEAN if pooling is None else pooling)
+            num_batch = n_ctx
+        else:
+            num_batch = max(min(spec.num_batch, num_ctx), 1)
+            ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=num_batch * parallel, n_ubatch=num_batch,
+                               n_seq_max=parallel, n_threads=threads, flash_attn=spec.flash_attn,
+                               kv_cache_type=spec.kv_cache_type, embeddings=False)
+        if spec.adapters:
+            ctx.set_adapters([model.load_adapter(path) for path in spec.adapters])
+    except BaseException:
+        model.close()
+        raise
+    layers = model.n_layer + 1  # the output layer counts, as in Ollama's estimates
+    info = RunnerInfo(
+        pid=os.getpid(), n_ctx=ctx.n_ctx, num_ctx=num_ctx, parallel=parallel, n_ctx_train=model.n_ctx_train,
+        n_vocab=model.n_vocab, n_embd=model.n_embd, add_bos=model.add_bos, has_encoder=model.has_encoder,
+        model_size_bytes=model.size_bytes, gpu_offload=offload,
+        n_gpu_layers=(layers if n_gpu_layers < 0 else min(n_gpu_layers, layers)) if offload else 0,
+        pooling=POOLING_NAMES.get(ctx.pooling_type, "none") if spec.embedding else "none")
+    return LoadedModel(model=model, ctx=ctx, info=info, num_ctx=min(num_ctx, ctx.n_ctx_seq),
+                       num_batch=num_batch)

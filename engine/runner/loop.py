@@ -1,0 +1,194 @@
+"""The continuous-batching step loop (Ollama's Go runner, era A/B, runtime.md §7.2).
+
+Each step builds one batch across every running sequence: up to `num_batch` pending prompt tokens per
+sequence, or the one token it sampled last step. After a single llama_decode, each sequence whose
+pending tokens are all in the cache samples its next token from its own logits row. New requests take a
+slot between steps, so they join while others generate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from engine.protocol import CompletionRequest, Done, Failure, Reply, Token
+from engine.runner.llama import Batch, LlamaContext, LlamaError, LlamaModel
+from engine.runner.sampling import Sampler, SamplingParams, token_logprobs
+from engine.runner.sequence import Sequence
+from engine.runner.slots import SlotPool
+from engine.runner.text import TextStream
+
+INPUT_TOO_LONG = "the input length exceeds the context length"
+
+
+class PromptError(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def fit_prompt(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:
+    """Keep the first `num_keep` tokens and as much of the tail as fits the window."""
+    if len(tokens) <= num_ctx:
+        return tokens
+    if not truncate:
+        raise PromptError(INPUT_TOO_LONG, 400)
+    return tokens[:num_keep] + tokens[len(tokens) - (num_ctx - num_keep):]
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+class StepLoop:
+    def __init__(self, model: LlamaModel, ctx: LlamaContext, slots: SlotPool, *, num_ctx: int, num_batch: int,
+                 emit: Callable[[Reply], None]) -> None:
+        self.model = model
+        self.ctx = ctx
+        self.slots = slots
+        self.num_ctx = num_ctx
+        self.num_batch = num_batch
+        self.emit = emit
+        self.batch = Batch(ctx.n_batch)
+        self.waiting: deque[tuple[int, CompletionRequest]] = deque()
+        self.running: list[Sequence] = []
+
+    @property
+    def idle(self) -> bool:
+        return not self.waiting and not self.running
+
+    def submit(self, request_id: int, request: CompletionRequest) -> None:
+        self.waiting.append((request_id, request))
+
+    def cancel(self, request_id: int) -> None:
+        """The client went away: forget the request; a running one leaves its slot at the next step."""
+        self.waiting = deque(item for item in self.waiting if item[0] != request_id)
+        for seq in self.running:
+            if seq.request_id == request_id:
+                seq.cancelled = True
+
+    def step(self) -> None:
+        for seq in [s for s in self.running if s.cancelled]:
+            self._retire(seq)
+        while self.waiting and self.slots.has_idle():
+            self._admit(*self.waiting.popleft())
+        scheduled = self._fill_batch()
+        if not scheduled:
+            return
+        try:
+            self.ctx.decode(self.batch)
+        except LlamaError as err:
+            for seq in scheduled:
+                self.slots.truncate(seq.slot, 0)
+                self._fail(seq, str(err))
+            return
+        for seq in scheduled:
+            if seq.output_index is not None:
+                self._sample(seq)
+
+    # --- admission ------------------------------------------------------------------------------
+
+    def _admit(self, request_id: int, request: CompletionRequest) -> None:
+        options = request.options
+        tokens = self.model.tokenize(request.prompt, add_special=True, parse_special=True)
+        num_keep = options.get("num_keep", 4)
+        num_keep = min((len(tokens) if num_keep < 0 else num_keep) + self.model.add_bos, self.num_ctx - 1)
+        try:
+            if not tokens:
+                raise PromptError("the prompt is empty", 400)
+            tokens = fit_prompt(tokens, self.num_ctx, num_keep, request.truncate)
+            sampler = Sampler(self.model, SamplingParams.from_options(options), num_ctx=self.num_ctx,
+                              grammar=request.grammar)
+        except (PromptError, LlamaError) as err:
+            self.emit(Reply(request_id, Failure(str(err), getattr(err, "status", 500))))
+            return
+        sampler.accept_prompt(tokens)
+        slot = self.slots.acquire(tokens)
+        cached = len(slot.tokens)
+        limit = 10 * self.num_ctx  # Ollama's cap for open-ended requests
+        num_predict = options.get("num_predict", -1)
+        self.running.append(Sequence(
+            request_id=request_id, prompt_len=len(tokens), sampler=sampler,
+            text=TextStream(options.get("stop") or []), slot=slot, pending=tokens[cached:],
+            num_predict=num_predict if 0 < num_predict <= limit else limit, num_keep=num_keep,
+            shift=request.shift, logprobs=request.logprobs, top_logprobs=request.top_logprobs,
+            cached_tokens=cached))
+
+    # --- one step -------------------------------------------------------------------------------
+
+    def _fill_batch(self) -> list[Sequence]:
+        self.batch.clear()
+        scheduled = []
+        for seq in list(self.running):
+            slot = seq.slot
+            if len(slot.tokens) >= self.num_ctx:  # the window is full
+                if not seq.shift:
+                    self._finish(seq, "length")
+                    continue
+                seq.pending[:0] = self.slots.shift(slot, seq.num_keep)
+            chunk = seq.pending[: min(self.num_batch, self.num_ctx - len(slot.tokens))]
+            ends_pending = len(chunk) == len(seq.pending)
+            position = len(slot.tokens)
+            for offset, token in enumerate(chunk[:-1]):
+                self.batch.add(token, position + offset, slot.seq_id, False)
+            last = self.batch.add(chunk[-1], position + len(chunk) - 1, slot.seq_id, ends_pending)
+            seq.output_index = last if ends_pending else None
+            slot.tokens.extend(chunk)
+            del seq.pending[: len(chunk)]
+            scheduled.append(seq)
+        return scheduled
+
+    def _sample(self, seq: Sequence) -> None:
+        token = seq.sampler.sample(self.ctx, seq.output_index)
+        seq.generated += 1
+        if seq.first_token_at is None:
+            seq.first_token_at = time.perf_counter()
+        if self.model.is_eog(token):  # ends the sequence; its text is never shown
+            self._finish(seq, "stop")
+            return
+        logprobs = None
+        if seq.logprobs:
+            row = self.ctx.logits(seq.output_index)
+            logprobs = [token_logprobs(self.model, row, token, seq.top_logprobs)]
+        text = seq.text.push(self.model.piece(token))
+        if text or logprobs:
+            self.emit(Reply(seq.request_id, Token(text, logprobs)))
+        if seq.text.stopped:
+            # Forget the cached tokens that only produced the cut-off text; the last token isn't cached yet.
+            in_cache = seq.text.tokens_after_stop - 1
+            if in_cache > 0:
+                self.slots.truncate(seq.slot, len(seq.slot.tokens) - in_cache)
+            self._finish(seq, "stop")
+            return
+        seq.pending.append(token)
+        if seq.generated >= seq.num_predict:
+            self._finish(seq, "length")
+
+    # --- endings --------------------------------------------------------------------------------
+
+    def _finish(self, seq: Sequence, reason: str) -> None:
+        text = seq.text.flush()
+        if text:
+            self.emit(Reply(seq.request_id, Token(text)))
+        now = time.perf_counter()
+        first = seq.first_token_at or now
+        self.emit(Reply(seq.request_id, Done(
+            done_reason=reason, prompt_eval_count=seq.prompt_len,
+            prompt_eval_duration=_ns(first - seq.started), eval_count=seq.generated,
+            eval_duration=_ns(now - first), cached_tokens=seq.cached_tokens)))
+        self._retire(seq)
+
+    def _fail(self, seq: Sequence, message: str) -> None:
+        self.emit(Reply(seq.request_id, Failure(message)))
+        self._retire(seq)
+
+    def _retire(self, seq: Sequence) -> None:
+        self.running.remove(seq)
+        self.slots.release(seq.slot)
+        seq.sampler.close()
+
+    def close(self) -> None:
+        for seq in list(self.running):
+            self._retire(seq)
+        self.batch.close()

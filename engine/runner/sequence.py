@@ -1,0 +1,31 @@
+"""The state of one completion request while it runs in a slot."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from engine.runner.sampling import Sampler
+from engine.runner.slots import Slot
+from engine.runner.text import TextStream
+
+
+@dataclass
+class Sequence:
+    request_id: int
+    prompt_len: int  # after truncation, cached tokens included
+    sampler: Sampler
+    text: TextStream
+    slot: Slot
+    pending: list[int]  # not yet in the KV cache: the rest of the prompt, then the last sampled token
+    num_predict: int
+    num_keep: int
+    shift: bool
+    logprobs: bool = False
+    top_logprobs: int = 0
+    cached_tokens: int = 0
+    generated: int = 0
+    cancelled: bool = False
+    output_index: int | None = None  # this step's logits row in the batch, if it samples this step
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None

@@ -1,0 +1,169 @@
+"""The runner's side of the command channel.
+
+The main thread owns llama.cpp and every send: it runs the step loop and, between steps, drains the
+commands that a reader thread receives. When nothing is running it blocks on the command queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+
+from engine.protocol import (
+    FRAME_HEADER,
+    Cancel,
+    Complete,
+    Detokenize,
+    Embed,
+    Failure,
+    Loaded,
+    LoadFailed,
+    LoadProgress,
+    LoadSpec,
+    Reply,
+    Shutdown,
+    Tokenize,
+    decode_body,
+    encode_frame,
+)
+from engine.runner.embed import Embedder
+from engine.runner.llama import LlamaError, init_backend
+from engine.runner.load import EMBED_MAX_SEQUENCES, LoadedModel, load_model
+from engine.runner.loop import PromptError, StepLoop
+from engine.runner.slots import SlotPool
+
+log = logging.getLogger("engine.runner")
+
+
+class Channel:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.commands: queue.Queue[object] = queue.Queue()
+
+    def send(self, message: object) -> None:
+        self.sock.sendall(encode_frame(message))
+
+    def receive(self) -> object | None:
+        """The next message, or None when the daemon has gone."""
+        header = self._read_exactly(FRAME_HEADER.size)
+        if header is None:
+            return None
+        body = self._read_exactly(FRAME_HEADER.unpack(header)[0])
+        return None if body is None else decode_body(body)
+
+    def _read_exactly(self, size: int) -> bytes | None:
+        data = bytearray()
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return bytes(data)
+
+    def start_reader(self) -> None:
+        def read() -> None:
+            while (message := self.receive()) is not None:
+                self.commands.put(message)
+            self.commands.put(Shutdown())  # the daemon closed its end
+
+        threading.Thread(target=read, name="command-reader", daemon=True).start()
+
+
+class Runner:
+    def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
+        self.channel = channel
+        self.loaded = loaded
+        self.embedder: Embedder | None = None
+        self.loop: StepLoop | None = None
+        if loaded.info.pooling != "none":
+            self.embedder = Embedder(loaded.model, loaded.ctx, num_ctx=loaded.num_ctx,
+                                     max_sequences=EMBED_MAX_SEQUENCES)
+        else:
+            slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.num_ctx)
+            self.loop = StepLoop(loaded.model, loaded.ctx, slots, num_ctx=loaded.num_ctx,
+                                 num_batch=loaded.num_batch, emit=channel.send)
+
+    def serve(self) -> None:
+        commands = self.channel.commands
+        while True:
+            idle = self.loop is None or self.loop.idle
+            pending = [commands.get()] if idle else []
+            while not commands.empty():
+                pending.append(commands.get_nowait())
+            for command in pending:
+                if isinstance(command, Shutdown):
+                    return
+                self._handle(command)
+            if self.loop is not None:
+                self.loop.step()
+
+    def _handle(self, command: object) -> None:
+        match command:
+            case Complete(request_id, request):
+                if self.loop is None:
+                    self._reply(request_id, Failure("this model does not support generate", 400))
+                else:
+                    self.loop.submit(request_id, request)
+            case Cancel(request_id):
+                if self.loop is not None:
+                    self.loop.cancel(request_id)
+            case Tokenize(request_id, text, add_special, parse_special):
+                tokens = self.loaded.model.tokenize(text, add_special=add_special, parse_special=parse_special)
+                self._reply(request_id, tokens)
+            case Detokenize(request_id, tokens):
+                self._reply(request_id, self.loaded.model.detokenize(tokens))
+            case Embed(request_id, inputs, truncate):
+                self._reply(request_id, self._embed(inputs, truncate))
+            case _:
+                log.warning("unknown command %r", command)
+
+    def _embed(self, inputs: list[str], truncate: bool) -> object:
+        if self.embedder is None:
+            return Failure("this model does not support embeddings", 400)
+        try:
+            return self.embedder.embed(inputs, truncate)
+        except PromptError as err:
+            return Failure(str(err), err.status)
+        except LlamaError as err:
+            return Failure(str(err))
+
+    def _reply(self, request_id: int, payload: object) -> None:
+        self.channel.send(Reply(request_id, payload))
+
+    def close(self) -> None:
+        if self.loop is not None:
+            self.loop.close()
+        if self.embedder is not None:
+            self.embedder.close()
+        self.loaded.close()
+
+
+def run(sock: socket.socket) -> int:
+    """Load the model the daemon asks for, then serve it until told to stop; returns the exit status."""
+    channel = Channel(sock)
+    spec = channel.receive()
+    if not isinstance(spec, LoadSpec):
+        return 2
+    init_backend()
+    progress = [-1.0]
+
+    def report(fraction: float) -> None:
+        if fraction - progress[0] >= 0.01 or fraction >= 1.0:  # no need to flood the channel
+            progress[0] = fraction
+            channel.send(LoadProgress(fraction))
+
+    try:
+        loaded = load_model(spec, on_progress=report)
+    except LlamaError as err:
+        channel.send(LoadFailed(f"error loading model: {err}"))
+        return 1
+    channel.send(Loaded(loaded.info))
+    channel.start_reader()
+    runner = Runner(channel, loaded)
+    try:
+        runner.serve()
+    finally:
+        runner.close()
+    return 0
