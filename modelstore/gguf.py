@@ -277,6 +277,11 @@ def _decode(buffer: mmap.mmap) -> GGUFInfo:
     reader = _Reader(buffer, "<" if magic == MAGIC_LE else ">")
     reader.pos = 4
     reader.version = reader.scalar("I")
+    if magic == MAGIC_LE and reader.version & 0xFFFF == 0:
+        # llama.cpp's big-endian files keep the "GGUF" magic; only the version shows the byte order.
+        reader = _Reader(buffer, ">")
+        reader.pos = 4
+        reader.version = reader.scalar("I")
     n_tensors = reader.count()
     n_kv = reader.count()
 

@@ -45,13 +45,17 @@ def decode_first_json_value(raw: bytes) -> Any:
     return value
 
 
-def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    """Look a struct field up as Go does (exact key first, then case-insensitively) and type-check it."""
+def _lookup(obj: dict[str, Any], key: str) -> Any:
+    """A struct field as Go's decoder finds it: the exact key, else one that matches ignoring case."""
     if key in obj:
-        value = obj[key]
-    else:
-        folded = [v for k, v in obj.items() if k.lower() == key.lower()]
-        value = folded[-1] if folded else default
+        return obj[key]
+    folded = [value for name, value in obj.items() if name.lower() == key.lower()]
+    return folded[-1] if folded else None
+
+
+def _field(obj: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    """Look a field up and check its JSON type (null counts as absent)."""
+    value = _lookup(obj, key)
     if value is None:
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -131,11 +135,11 @@ class Manifest:
     @classmethod
     def parse(cls, raw: bytes) -> Manifest:
         obj = _object(decode_first_json_value(raw), "Manifest")
-        layers = obj.get("layers")
+        layers = _lookup(obj, "layers")
         if layers is not None and not isinstance(layers, list):
             raise ManifestError("json: cannot unmarshal into field layers")
         return cls(
-            config=Layer.from_dict(obj.get("config")),
+            config=Layer.from_dict(_lookup(obj, "config")),
             layers=[Layer.from_dict(layer) for layer in layers or []],
             raw=bytes(raw),
             schema_version=_field(obj, "schemaVersion", int, 0),
@@ -213,7 +217,7 @@ class ConfigV2:
     def from_bytes(cls, raw: bytes) -> ConfigV2:
         """Decode a config blob; `rootfs` (written up to v0.32.6) and unknown keys are ignored."""
         obj = _object(decode_first_json_value(raw), "ConfigV2")
-        draft = obj.get("draft")
+        draft = _lookup(obj, "draft")
         return cls(
             model_format=_field(obj, "model_format", str, ""),
             model_family=_field(obj, "model_family", str, ""),
