@@ -20,7 +20,9 @@ POOLING_NAMES = {
     lc.LLAMA_POOLING_TYPE_LAST: "last", lc.LLAMA_POOLING_TYPE_RANK: "rank",
 }
 _LOG_WARN = 3
+_LOG_ERROR = 4
 _LOG_CONT = 5
+_logged_errors: list[str] = []  # error lines since the last take_logged_errors(), to explain a failure
 
 
 class LlamaError(RuntimeError):
@@ -34,10 +36,19 @@ def _log_to_stderr(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None
         sys.stderr.flush()
     if level != _LOG_CONT:
         _log_to_stderr.last_kept = level >= _LOG_WARN  # type: ignore[attr-defined]
+    if level == _LOG_ERROR:
+        # "gguf_init_from_file: failed to open ..." → "failed to open ..."
+        _logged_errors.append(text.decode("utf-8", errors="replace").strip().split(": ", 1)[-1])
 
 
 _log_to_stderr.last_kept = False  # type: ignore[attr-defined]
 _LOG_CALLBACK = lc.llama_log_callback(_log_to_stderr)  # module-level: must outlive every llama call
+
+
+def take_logged_errors() -> list[str]:
+    errors = list(_logged_errors)
+    _logged_errors.clear()
+    return errors
 
 
 def init_backend() -> None:
@@ -63,9 +74,12 @@ class LlamaModel:
                 return True
             self._progress = lc.llama_progress_callback(progress)  # kept alive for the load
             params.progress_callback = self._progress
+        take_logged_errors()
         model = lc.llama_model_load_from_file(path.encode(), params)
         if not model:
-            raise LlamaError(f"unable to load model: {path}")
+            errors = take_logged_errors()
+            reason = f" ({errors[0]})" if errors else ""  # the first error is the root cause
+            raise LlamaError(f"unable to load model: {path}{reason}")
         self.model = model
         self.vocab = lc.llama_model_get_vocab(model)
         self.n_vocab: int = lc.llama_vocab_n_tokens(self.vocab)

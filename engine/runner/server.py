@@ -110,7 +110,8 @@ class Runner:
                 if self.loop is not None:
                     self.loop.cancel(request_id)
             case Tokenize(request_id, text, add_special, parse_special):
-                tokens = self.loaded.model.tokenize(text, add_special=add_special, parse_special=parse_special)
+                tokens = self.loaded.model.tokenize(text, add_special=add_special,
+                                                    parse_special=parse_special)
                 self._reply(request_id, tokens)
             case Detokenize(request_id, tokens):
                 self._reply(request_id, self.loaded.model.detokenize(tokens))

@@ -1,0 +1,67 @@
+"""Embeddings from a runner loaded with embedding=True (SmolLM2 has no pooling type: mean pooling)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.client import RunnerProcess
+from engine.protocol import CompletionRequest, LoadSpec, RunnerError
+from tests.engine.conftest import Aio
+
+NUM_CTX = 64
+
+
+@pytest.fixture(scope="module")
+def embedder(aio: Aio, gguf: Path) -> Iterator[RunnerProcess]:
+    process = aio.run(RunnerProcess.start(LoadSpec(str(gguf), num_ctx=NUM_CTX, parallel=1, embedding=True),
+                                          load_timeout=60))
+    yield process
+    aio.run(process.close())
+
+
+def close(a: list[float], b: list[float]) -> bool:
+    return all(math.isclose(x, y, rel_tol=1e-3, abs_tol=1e-4) for x, y in zip(a, b, strict=True))
+
+
+def test_two_inputs_in_one_call_equal_each_alone(aio: Aio, embedder: RunnerProcess) -> None:
+    texts = ["The cat sat on the mat.", "Quantum chromodynamics describes the strong force."]
+    both = aio.run(embedder.embed(texts, truncate=True))
+    alone = [aio.run(embedder.embed([text], truncate=True)) for text in texts]
+    assert embedder.info.pooling == "mean"
+    assert len(both.embeddings) == 2 and len(both.embeddings[0]) == embedder.info.n_embd
+    for vector, single in zip(both.embeddings, alone, strict=True):
+        assert close(vector, single.embeddings[0])
+    assert not close(both.embeddings[0], both.embeddings[1])
+    assert both.prompt_eval_count == sum(a.prompt_eval_count for a in alone)
+    assert abs(math.hypot(*both.embeddings[0]) - 1.0) > 1e-3  # raw: the daemon normalises
+
+
+def test_long_input_is_truncated_or_refused(aio: Aio, embedder: RunnerProcess) -> None:
+    long_text = "word " * 200
+    cut = aio.run(embedder.embed([long_text, "short"], truncate=True))
+    assert len(cut.embeddings) == 2
+    assert cut.prompt_eval_count == NUM_CTX + len(aio.run(embedder.tokenize("short", add_special=True)))
+    with pytest.raises(RunnerError) as caught:
+        aio.run(embedder.embed([long_text], truncate=False))
+    assert caught.value.status == 400
+    assert str(caught.value) == "the input length exceeds the context length"
+
+
+def test_an_embedding_runner_does_not_generate(aio: Aio, embedder: RunnerProcess) -> None:
+    async def generate() -> None:
+        async for _ in embedder.completion(CompletionRequest("hi", {})):
+            pass
+
+    with pytest.raises(RunnerError):
+        aio.run(generate())
+
+
+def test_many_inputs_span_several_decodes(aio: Aio, embedder: RunnerProcess) -> None:
+    texts = [f"sentence number {i} about topic {i * 7}" for i in range(40)]
+    result = aio.run(embedder.embed(texts, truncate=True))
+    assert len(result.embeddings) == 40
+    assert close(result.embeddings[33], aio.run(embedder.embed([texts[33]], truncate=True)).embeddings[0])
