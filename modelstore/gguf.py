@@ -22,6 +22,9 @@ from modelstore.gojson import Float32
 MAGIC_LE = b"GGUF"
 MAGIC_BE = b"FUGG"  # the magic as a big-endian file's reader sees it (Ollama's FILE_MAGIC_GGUF_BE)
 DEFAULT_ALIGNMENT = 32
+# Ollama's limits (fs/gguf): they keep a corrupt header from asking for absurd allocations.
+MAX_ARRAY_SIZE = 64 << 20
+MAX_TENSOR_DIMS = 4
 
 # GGUF value type codes (gguf spec / ggufType* constants).
 _TYPE_UINT8, _TYPE_INT8, _TYPE_UINT16, _TYPE_INT16, _TYPE_UINT32, _TYPE_INT32 = range(6)
@@ -219,6 +222,8 @@ class _Reader:
         """A string array. Tokenizer vocabularies make this the hot path, so the loop only finds
         where each string starts; the texts are then cut out and decoded in bulk."""
         buffer, unpack_u64, start = self.buffer, self._u64.unpack_from, self.pos
+        if start + 8 * n > len(buffer):
+            raise GGUFError("unexpected end of GGUF header")
         prefix_offsets = [0] * n
         pos = start
         try:
@@ -241,6 +246,8 @@ class _Reader:
     def array(self) -> list[Any]:
         item_type = self.scalar("I")
         n = self.scalar("Q")
+        if n > MAX_ARRAY_SIZE:
+            raise GGUFError(f"GGUF array size {n} exceeds maximum {MAX_ARRAY_SIZE}")
         if item_type == _TYPE_STRING:
             return self.strings(n)
         if item_type == _TYPE_ARRAY:
@@ -284,6 +291,8 @@ def _decode(buffer: mmap.mmap) -> GGUFInfo:
         reader.version = reader.scalar("I")
     n_tensors = reader.count()
     n_kv = reader.count()
+    if n_tensors > len(buffer) or n_kv > len(buffer):
+        raise GGUFError("GGUF header counts exceed the file size")
 
     kv: dict[str, Any] = {}
     value_types: dict[str, int] = {}
@@ -297,6 +306,8 @@ def _decode(buffer: mmap.mmap) -> GGUFInfo:
     for _ in range(n_tensors):
         name = reader.string()
         n_dims = reader.scalar("I")
+        if n_dims > MAX_TENSOR_DIMS:
+            raise GGUFError(f"tensor {name!r} dimensions {n_dims} exceeds maximum {MAX_TENSOR_DIMS}")
         shape = [reader.scalar("Q") for _ in range(n_dims)]
         type_id = reader.scalar("I")
         offset = reader.scalar("Q")

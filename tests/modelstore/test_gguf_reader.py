@@ -178,6 +178,18 @@ def test_truncated_and_foreign_files(tmp_path: Path) -> None:
     assert not is_gguf(tmp_path / "absent")
 
 
+def test_absurd_counts_are_rejected_without_allocating(tmp_path: Path) -> None:
+    key = b"tokenizer.ggml.tokens"
+    huge_array = (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key
+                  + struct.pack("<IIQ", 9, 8, 2**40))
+    many_kv = b"GGUF" + struct.pack("<IQQ", 3, 0, 2**50)
+    for index, data in enumerate((huge_array, many_kv)):
+        path = tmp_path / f"bad{index}.gguf"
+        path.write_bytes(data)
+        with pytest.raises(GGUFError):
+            read_gguf(path)
+
+
 def test_cache_follows_mtime(tmp_path: Path) -> None:
     path = write_test_gguf(tmp_path / "t.gguf")
     first = read_gguf(path)
