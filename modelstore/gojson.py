@@ -54,7 +54,7 @@ def _scientific_parts(text: str) -> tuple[str, int]:
 
 def _shortest_parts(x: float, bits: int) -> tuple[str, int]:
     if bits == 64:
-        return _scientific_parts(repr(x))
+        return _scientific_parts(repr(float(x)))
     return _scientific_parts(np.format_float_scientific(np.float32(x), unique=True, trim="-"))
 
 
@@ -133,6 +133,12 @@ def _encode(obj: object, sort_keys: bool, out: list[str]) -> None:
     elif isinstance(obj, bytes | bytearray):
         # Go encodes []byte as standard base64.
         out.append('"' + base64.b64encode(bytes(obj)).decode("ascii") + '"')
+    elif isinstance(obj, np.generic | np.ndarray):
+        # numpy values (embeddings, GGUF arrays) print as the Go type of the same width would.
+        if isinstance(obj, np.float32) or (isinstance(obj, np.ndarray) and obj.dtype == np.float32):
+            _encode(Float32(obj) if obj.ndim == 0 else [Float32(v) for v in obj.tolist()], sort_keys, out)
+        else:
+            _encode(obj.tolist(), sort_keys, out)
     else:
         raise TypeError(f"json: unsupported type: {type(obj).__name__}")
 

@@ -205,12 +205,16 @@ class ModelStore:
         cutoff = time.time() - grace_seconds
         removed = []
         for entry in os.scandir(self.blobs.directory) if self.blobs.directory.is_dir() else []:
-            if entry.is_dir() or entry.stat().st_mtime > cutoff:
-                continue
             digest = entry.name.replace("-", ":")
-            if is_valid_digest(digest) and digest in referenced:
+            try:
+                if entry.is_dir() or entry.stat().st_mtime > cutoff:
+                    continue
+                if is_valid_digest(digest) and digest in referenced:
+                    continue
+                os.unlink(entry.path)
+            except OSError as exc:  # a file that vanished or resists deletion: log and go on, as Ollama does
+                log.error("couldn't remove blob %s: %s", entry.name, exc)
                 continue
-            os.unlink(entry.path)
             removed.append(entry.name)
         self._remove_stale_manifest_temps(cutoff)
         prune_empty_directories(self.manifests_dir)

@@ -81,6 +81,13 @@ def test_bytes_are_base64() -> None:
     assert dumps(b"\x00\x01hi") == '"AAFoaQ=="'
 
 
+def test_numpy_values() -> None:
+    assert dumps(np.float32(1e-5)) == "0.00001"
+    assert dumps(np.array([0.1, 2], dtype=np.float32)) == "[0.1,2]"
+    assert dumps(np.float64(0.1)) == "0.1"
+    assert dumps([np.int64(3), np.bool_(True), np.array([1, 2], dtype=np.uint8)]) == "[3,true,[1,2]]"
+
+
 def test_encoder_appends_newline() -> None:
     assert encoder_bytes({"stop": ["<x>"]}, sort_keys=True) == b'{"stop":["\\u003cx\\u003e"]}\n'
 
