@@ -46,6 +46,15 @@ def test_float64_like_go(value: float, text: str) -> None:
     assert dumps(value) == text
 
 
+def test_random_floats_round_trip_in_the_right_form() -> None:
+    rng = np.random.default_rng(1)
+    for value in rng.standard_normal(2000) * 10.0 ** rng.integers(-30, 30, 2000):
+        text, g_text = dumps(float(value)), go_value(float(value))
+        assert float(text) == value and float(g_text) == value
+        assert ("e" in text) == (not 1e-6 <= abs(value) < 1e21)
+        assert ("e" in g_text) == (not 1e-4 <= abs(value) < 1e6)
+
+
 def test_integers_bools_and_null() -> None:
     assert dumps([0, -7, 2**63, True, False, None]) == "[0,-7,9223372036854775808,true,false,null]"
 
