@@ -15,8 +15,8 @@ THINKING = "thinking"
 
 def model_capabilities(model: Model) -> list[str]:
     caps: list[str] = list(model.config.capabilities or [])
-    if model.model_path is not None:
-        info = model.gguf()
+    info = model.gguf()
+    if info is not None:
         arch = info.architecture
         if model.template is None:
             jinja = info.kv.get("tokenizer.chat_template")

@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.template import Template, TemplateError, named_template
 from modelstore import gguf
-from modelstore.layers import json_layer, layer_from_blob, new_layer
+from modelstore.layers import layer_from_blob, layer_status, messages_layer, new_layer, params_layer
 from modelstore.manifest import (
     MEDIA_ADAPTER,
     MEDIA_CONFIG,
@@ -72,21 +72,15 @@ class _Builder:
         self.statuses.setdefault(layer.digest, status)
 
     def add_new(self, data: bytes, media_type: str) -> None:
-        layer, created = new_layer(self.store, data, media_type)
-        self.add(layer, _layer_status(layer, created))
+        self.add_created(*new_layer(self.store, data, media_type))
 
-    def add_json(self, obj: Any, media_type: str, *, sort_keys: bool) -> None:
-        layer, created = json_layer(self.store, obj, media_type, sort_keys=sort_keys)
-        self.add(layer, _layer_status(layer, created))
+    def add_created(self, layer: Layer, created: bool) -> None:
+        self.add(layer, layer_status(layer, created))
 
     def remove(self, *media_types: str) -> list[Layer]:
         removed = [layer for layer in self.layers if layer.media_type in media_types]
         self.layers = [layer for layer in self.layers if layer.media_type not in media_types]
         return removed
-
-
-def _layer_status(layer: Layer, created: bool) -> str:
-    return f"{'creating new' if created else 'using existing'} layer {layer.digest}"
 
 
 def _gguf_media_type(info: gguf.GGUFInfo) -> str:
@@ -160,7 +154,7 @@ def _autodetect_template(b: _Builder, info: gguf.GGUFInfo) -> None:
     layer, _ = new_layer(b.store, named.template.encode(), MEDIA_TEMPLATE)
     b.add(layer, f"using autodetected template {named.name}")
     if named.parameters:
-        b.add_json(named.parameters, MEDIA_PARAMS, sort_keys=True)
+        b.add_created(*params_layer(b.store, named.parameters))
 
 
 def _from_model(b: _Builder, source: Name) -> None:
@@ -183,7 +177,7 @@ def _from_model(b: _Builder, source: Name) -> None:
 def _read_params(b: _Builder, layers: list[Layer]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged.update(json.loads(b.store.blobs.path(layer.digest).read_bytes()))
+        merged.update(json.loads(b.store.blobs.read_bytes(layer.digest)))
     return merged
 
 
@@ -204,14 +198,13 @@ def _apply_overrides(b: _Builder, req: CreateRequest) -> None:
     params = {**_read_params(b, [la for la in b.layers if la.media_type == MEDIA_PARAMS]), **(req.parameters or {})}
     if params:
         b.remove(MEDIA_PARAMS)
-        b.add_json(params, MEDIA_PARAMS, sort_keys=True)
+        b.add_created(*params_layer(b.store, params))
     if req.messages:
         b.remove(MEDIA_MESSAGES)
-        messages = [_message_layer_dict(m.template_dict()) for m in req.messages]
-        b.add_json(messages, MEDIA_MESSAGES, sort_keys=False)
+        b.add_created(*messages_layer(b.store, [_with_base64_images(m.template_dict()) for m in req.messages]))
 
 
-def _message_layer_dict(message: dict[str, Any]) -> dict[str, Any]:
+def _with_base64_images(message: dict[str, Any]) -> dict[str, Any]:
     if "images" in message:
         message["images"] = [base64.b64encode(img).decode() for img in message["images"]]
     return message

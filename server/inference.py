@@ -43,7 +43,7 @@ def resolve_model(store: ModelStore, raw: str, *, empty_status: int, empty_messa
     if not name.is_valid():
         raise APIError("invalid model name", 400)
     model = load_model(store, store.canonical_name(name))
-    if model is None or model.model_path is None:
+    if model is None or model.gguf() is None:
         raise APIError(f"model '{raw}' not found", 404)
     return Resolved(name, model, model_capabilities(model))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -65,12 +66,12 @@ def _summary(model: Model) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": model.name.display_shortest(),
         "model": model.name.display_shortest(),
-        "modified_at": gojson.format_time(model.modified_at),
+        "modified_at": gojson.format_mtime_ns(model.modified_at_ns),
         "size": model.size,
         "digest": model.digest,
         "details": model.details(),
     }
-    capabilities = model_capabilities(model) if model.model_path is not None else []
+    capabilities = model_capabilities(model)
     if capabilities:
         entry["capabilities"] = capabilities
     return entry
@@ -81,8 +82,8 @@ async def tags(request: Request) -> Response:
     store = get_state(request).store
 
     def list_models() -> list[dict[str, Any]]:
-        models = [m for m in (load_model(store, name) for name in store.manifests()) if m is not None]
-        models.sort(key=lambda m: int(m.modified_at.timestamp()), reverse=True)
+        models = [m for m in (load_model(store, name) for name in store.manifest_names()) if m is not None]
+        models.sort(key=lambda m: m.modified_at_ns // 1_000_000_000, reverse=True)
         return [_summary(m) for m in models]
 
     return json_response({"models": await asyncio.to_thread(list_models)})
@@ -104,22 +105,13 @@ async def show(request: Request) -> Response:
     return json_response(await asyncio.to_thread(_show_body, model, req, state.store.root))
 
 
-def _model_info(values: dict[str, Any], verbose: bool) -> dict[str, Any]:
-    info = {}
-    for key, value in values.items():
-        if key in ("general.name", "tokenizer.chat_template"):
-            continue
-        if isinstance(value, list) and value and not verbose:
-            value = None
-        info[key] = value
-    return info
-
-
 def _show_body(model: Model, req: ShowRequest, root: Any) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if model.license:
         body["license"] = "\n".join(model.license)
-    body["modelfile"] = render_show_modelfile(model, root)
+    shown = dataclasses.replace(model, system=req.system or model.system,
+                                params={**model.params, **(req.options or {})})
+    body["modelfile"] = render_show_modelfile(shown, root)
     parameters = format_show_parameters(model.params)
     if parameters:
         body["parameters"] = parameters
@@ -127,22 +119,17 @@ def _show_body(model: Model, req: ShowRequest, root: Any) -> dict[str, Any]:
     system = req.system or model.system
     if system:
         body["system"] = system
-    body["details"] = model.details()
+    body["details"] = model.details(show=True)
     if model.messages:
         body["messages"] = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages]
-    info = model.gguf() if model.model_path is not None else None
-    if info is not None:
-        kv = dict(info.kv)
-        kv["general.parameter_count"] = info.parameter_count
-        body["model_info"] = _model_info(kv, req.verbose)
-        if info.tensors:
-            body["tensors"] = [{"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in info.tensors]
-    else:
-        body["model_info"] = {}
-    capabilities = model_capabilities(model) if model.model_path is not None else []
+    info = model.gguf()
+    body["model_info"] = info.show_model_info(verbose=req.verbose) if info is not None else {}
+    if info is not None and info.tensors:
+        body["tensors"] = [{"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in info.tensors]
+    capabilities = model_capabilities(model)
     if capabilities:
         body["capabilities"] = capabilities
-    body["modified_at"] = gojson.format_time(model.modified_at)
+    body["modified_at"] = gojson.format_mtime_ns(model.modified_at_ns)
     if model.config.requires:
         body["requires"] = model.config.requires
     return body
