@@ -45,10 +45,11 @@ class Sampler:
                  grammar: str | None) -> None:
         self.chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         self._penalties = None
+        self._window = num_ctx if params.repeat_last_n < 0 else params.repeat_last_n
         if params.penalizes:
-            window = num_ctx if params.repeat_last_n < 0 else params.repeat_last_n
             self._penalties = lc.llama_sampler_init_penalties(
-                window, params.repeat_penalty, params.frequency_penalty, params.presence_penalty)
+                model.n_vocab, self._window, params.repeat_penalty, params.frequency_penalty,
+                params.presence_penalty)
             self._add(self._penalties)
         if grammar:
             constraint = lc.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
@@ -73,7 +74,7 @@ class Sampler:
     def accept_prompt(self, tokens: list[int]) -> None:
         """The prompt counts for repeat penalties (as in Ollama), but must not advance a grammar."""
         if self._penalties is not None:
-            for token in tokens:
+            for token in tokens[-self._window:]:  # older tokens would fall out of the window anyway
                 lc.llama_sampler_accept(self._penalties, token)
 
     def sample(self, ctx: LlamaContext, index: int) -> int:

@@ -161,3 +161,19 @@ def test_multibyte_characters_are_never_split(aio: Aio, runner) -> None:
     assert not all(complete_utf8(b) for b in token_bytes), "the output should contain split characters"
     assert all("\ufffd" not in t.text for t in got.tokens)
     assert got.text == b"".join(token_bytes).decode("utf-8", errors="ignore")
+
+
+def test_grammar_constrains_the_output(aio: Aio, runner) -> None:
+    grammar = 'root ::= ("yes" | "no") "."'
+    got = aio.run(complete(runner, CHAT.format("Is the sky green? Answer in one word."),
+                           options={"num_predict": 10}, grammar=grammar))
+    assert got.text in ("yes.", "no.")
+    assert got.done.done_reason == "stop"
+
+
+def test_repeat_penalty_changes_greedy_output(aio: Aio, runner) -> None:
+    prompt = CHAT.format("Repeat the word 'cat' twenty times.")
+    plain = aio.run(complete(runner, prompt, options={"num_predict": 20}))
+    penalised = aio.run(complete(runner, prompt, options={"num_predict": 20, "repeat_penalty": 1.8,
+                                                          "repeat_last_n": -1}))
+    assert plain.text != penalised.text

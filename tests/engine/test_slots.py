@@ -1,0 +1,81 @@
+"""SlotPool's bookkeeping against a fake KV cache (no model needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.runner.slots import SlotPool, common_prefix_len
+
+
+@dataclass
+class FakeContext:
+    can_shift: bool = True
+    partial_rm: bool = True
+    calls: list[tuple] = field(default_factory=list)
+
+    def seq_rm(self, seq_id: int, p0: int, p1: int) -> bool:
+        self.calls.append(("rm", seq_id, p0, p1))
+        return self.partial_rm or p0 < 0
+
+    def seq_add(self, seq_id: int, p0: int, p1: int, delta: int) -> None:
+        self.calls.append(("add", seq_id, p0, p1, delta))
+
+
+def pool(ctx: FakeContext, slots: int = 3, num_ctx: int = 10) -> SlotPool:
+    return SlotPool(ctx, slots, num_ctx)  # type: ignore[arg-type]
+
+
+def test_common_prefix_len() -> None:
+    assert common_prefix_len([1, 2, 3, 4], [1, 2, 9]) == 2
+    assert common_prefix_len([1, 2], [1, 2, 3]) == 2
+    assert common_prefix_len([], [1]) == 0
+    assert common_prefix_len(list(range(1000)), list(range(999)) + [5]) == 999
+
+
+def test_acquire_prefers_the_longest_prefix_then_the_least_recently_used() -> None:
+    ctx = FakeContext()
+    slots = pool(ctx)
+    a, b, c = slots.slots
+    a.tokens, b.tokens, c.tokens = [1, 2, 3], [1, 2, 7, 8], [9]
+    for slot in (c, b, a):
+        slots.release(slot)  # c is now the least recently used
+    chosen = slots.acquire([1, 2, 3, 4])
+    assert chosen is a and a.busy and a.tokens == [1, 2, 3]
+    assert slots.acquire([5, 6]) is c  # no prefix anywhere: the least recently used idle slot
+    assert c.tokens == [] and ("rm", c.seq_id, 0, -1) in ctx.calls
+
+
+def test_a_fully_cached_prompt_keeps_one_token_to_evaluate() -> None:
+    ctx = FakeContext()
+    slots = pool(ctx)
+    slots.slots[0].tokens = [1, 2, 3, 4, 5]
+    slot = slots.acquire([1, 2, 3])
+    assert slot.tokens == [1, 2]
+    assert ("rm", slot.seq_id, 2, -1) in ctx.calls
+
+
+def test_a_cache_that_cannot_be_cut_partway_is_cleared() -> None:
+    ctx = FakeContext(partial_rm=False)
+    slots = pool(ctx)
+    slots.slots[0].tokens = [1, 2, 3, 4]
+    slot = slots.acquire([1, 2, 9])
+    assert slot.tokens == []
+
+
+def test_shift_moves_positions_in_place() -> None:
+    ctx = FakeContext()
+    slots = pool(ctx, num_ctx=10)
+    slot = slots.slots[0]
+    slot.tokens = list(range(10))
+    assert slots.shift(slot, num_keep=2) == []
+    assert slot.tokens == [0, 1, 6, 7, 8, 9]  # half of the 8 tokens after the kept 2 are gone
+    assert ctx.calls == [("rm", 0, 2, 6), ("add", 0, 6, 10, -4)]
+
+
+def test_shift_without_position_shifting_refeeds_the_kept_tokens() -> None:
+    ctx = FakeContext(can_shift=False)
+    slots = pool(ctx, num_ctx=10)
+    slot = slots.slots[0]
+    slot.tokens = list(range(10))
+    assert slots.shift(slot, num_keep=2) == [0, 1, 6, 7, 8, 9]
+    assert slot.tokens == []
