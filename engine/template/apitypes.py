@@ -270,14 +270,15 @@ class TemplateMessage(GoStruct):
     @classmethod
     def from_api(cls, message: dict) -> TemplateMessage:
         images = message.get("images")
-        calls = message.get("tool_calls")
+        calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
         template_message = cls()
         template_message.Role = _string(message.get("role"))
         template_message.Content = _string(message.get("content"))
         template_message.Thinking = _string(message.get("thinking"))
         template_message.Images = [ImageData(i) for i in images] if isinstance(images, list) else NIL_SLICE
-        template_message.ToolCalls = ([TemplateToolCall.from_api(c) for c in calls if isinstance(c, dict)]
-                                      if calls else NIL_SLICE) or NIL_SLICE
+        # Ollama builds this list by appending, so it is nil (JSON null) when there are no calls
+        tool_calls = [TemplateToolCall.from_api(c) for c in calls if isinstance(c, dict)]
+        template_message.ToolCalls = tool_calls or NIL_SLICE
         template_message.ToolName = _string(message.get("tool_name"))
         template_message.ToolCallID = _string(message.get("tool_call_id"))
         return template_message

@@ -43,7 +43,8 @@ MAX_TEMPLATE_DEPTH = 100
 class _Missing:
     """No value flowing in from a previous pipeline stage."""
 
-    __repr__ = lambda self: "MISSING"  # noqa: E731
+    def __repr__(self) -> str:
+        return "MISSING"
 
 
 MISSING: Any = _Missing()

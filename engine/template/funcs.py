@@ -11,9 +11,10 @@ from typing import Any
 
 from engine.template.apitypes import ToolProperty
 from engine.template.errors import FuncError
-from engine.template.gofmt import format_value, sprint, sprintf, sprintln
+from engine.template.gofmt import format_value, sprint, sprintln
 from engine.template.gojson import UnsupportedValueError, marshal
 from engine.template.gotypes import ByteSlice, GoMap, GoStruct, go_type_name, is_nil, is_true
+from engine.template.printf import sprintf
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class Token:
 
 
 def is_space(c: str) -> bool:
-    return c in SPACE_CHARS and c != ""
+    return c != "" and c in SPACE_CHARS  # "" (end of input) is a substring of anything
 
 
 def is_alphanumeric(c: str) -> bool:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from engine.template import Template, Values
-from engine.template.gofmt import format_float, go_quote, sprintf
+from engine.template.gofmt import format_float, go_quote
 from engine.template.gojson import marshal
 from engine.template.named import levenshtein
+from engine.template.printf import sprintf
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "ollama-templates"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 
 import pytest
 
@@ -421,3 +422,34 @@ def test_parse_is_cached_and_execution_is_repeatable():
     template = Template.parse(text)
     values = Values(messages=_msgs(("user", "a"), ("user", "b")))
     assert template.execute(values) == template.execute(values) == "a\n\nb"
+
+
+# --- command-r with tools: expected renders from Ollama's TestTools (commit 79935898d) ------------
+
+COMMAND_R_TOOL = {"type": "function", "function": {
+    "name": "get_weather",
+    "description": "Get current weather information for a location",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"],
+                     "description": "The unit of temperature to use"},
+        },
+        "required": ["location"],
+    },
+}}
+COMMAND_R_CASES = {
+    "tools-single": Values(messages=[], tools=[COMMAND_R_TOOL]),
+    "tools-single-call": Values(messages=[{"role": "assistant", "content": "", "tool_calls": [
+        {"function": {"name": "get_weather", "arguments": {"location": "San Francisco, CA"}}}]}]),
+    "tools-single-result": Values(messages=[{"role": "tool", "content": (
+        '{"temperature": 22, "condition": "Sunny", "humidity": 45, "wind_speed": 10}')}]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMMAND_R_CASES))
+def test_command_r_with_tools(corpus, case):
+    template = Template.parse((corpus / "command-r.gotmpl").read_text(encoding="utf-8"))
+    expected = (Path(__file__).parent / "testdata" / "command-r" / case).read_text(encoding="utf-8")
+    assert template.execute(COMMAND_R_CASES[case]) == expected
