@@ -74,7 +74,8 @@ def test_kill_during_create(tmp_path: Path, smollm2_gguf: Path) -> None:
     models = tmp_path / "models"
     digest = "sha256:" + hashlib.sha256(smollm2_gguf.read_bytes()).hexdigest()
     outcomes = set()
-    for attempt, delay in enumerate([0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3]):
+    delays: list[float | None] = [0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, None]  # None: after it ends
+    for attempt, delay in enumerate(delays):
         server = start_server(models, tmp_path / f"server{attempt}.log")
         if attempt == 0:
             with smollm2_gguf.open("rb") as f:
@@ -83,7 +84,10 @@ def test_kill_during_create(tmp_path: Path, smollm2_gguf: Path) -> None:
                    "template": "{{ .Prompt }}", "system": f"attempt {attempt}", "parameters": {"seed": attempt}}
         thread = threading.Thread(target=lambda: _post_quietly(f"{server.url}/api/create", request))
         thread.start()
-        time.sleep(delay)
+        if delay is None:
+            thread.join()
+        else:
+            time.sleep(delay)
         server.stop(signal.SIGKILL)
         thread.join()
         _assert_store_consistent(models)
@@ -96,7 +100,7 @@ def test_kill_during_create(tmp_path: Path, smollm2_gguf: Path) -> None:
             assert shown.status_code == 200
     finally:
         restarted.stop()
-    assert True in outcomes, "at least the slowest kill should come after a finished create"
+    assert outcomes == {False, True}, "the earliest kill must beat the create and the last must follow it"
 
 
 def _post_quietly(url: str, body: dict) -> None:

@@ -58,18 +58,18 @@ def test_create_list_show(client: ollama.Client, created: str, server: Server) -
     assert shown.modelinfo["tokenizer.ggml.tokens"] is None  # long arrays only when verbose
     assert "completion" in shown.capabilities
     assert 'stop                           "<|im_start|>"' in shown.parameters
-    verbose = client.show(created, verbose=True)
-    assert len(verbose.modelinfo["tokenizer.ggml.tokens"]) == 49152
+    verbose = httpx.post(server.url + "/api/show", json={"model": created, "verbose": True}).json()
+    assert len(verbose["model_info"]["tokenizer.ggml.tokens"]) == 49152
 
 
 def test_create_from_model_with_overrides(client: ollama.Client, created: str, server: Server) -> None:
     progress = list(client.create(model="smol-pirate", from_=created, system="You are a pirate.",
                                   parameters={"temperature": 0.3}, stream=True))
     assert progress[-1].status == "success"
-    shown = client.show("smol-pirate")
-    assert shown.system == "You are a pirate."
-    assert "temperature                    0.3" in shown.parameters
-    assert shown.details.parent_model == "smol:latest"
+    shown = httpx.post(server.url + "/api/show", json={"model": "smol-pirate"}).json()
+    assert shown["system"] == "You are a pirate."
+    assert "temperature                    0.3" in shown["parameters"]
+    assert shown["details"]["parent_model"] == "smol:latest"
     rendered = httpx.post(server.url + "/api/chat", json={
         "model": "smol-pirate", "messages": [{"role": "user", "content": "Hi"}], "_debug_render_only": True,
     }, timeout=60).json()["_debug_info"]["rendered_template"]
@@ -120,14 +120,17 @@ def test_num_predict_gives_length(client: ollama.Client, created: str) -> None:
 
 
 def test_stop_sequence_is_not_emitted(client: ollama.Client, created: str) -> None:
-    free = client.generate(model=created, prompt="List the numbers 1, 2, 3, 4, 5:", raw=True,
-                           options={"temperature": 0, "num_predict": 20})
-    assert "3" in free.response
-    stopped = client.generate(model=created, prompt="List the numbers 1, 2, 3, 4, 5:", raw=True,
-                              options={"temperature": 0, "num_predict": 20, "stop": ["3"]})
+    options = {"temperature": 0, "num_predict": 20}
+    free = client.generate(model=created, prompt="Write a Python function:", raw=True, options=options)
+    stop = free.response.strip().split()[2]  # a word from the middle of the greedy output
+    stopped = client.generate(model=created, prompt="Write a Python function:", raw=True,
+                              options={**options, "stop": [stop]})
     assert stopped.done_reason == "stop"
-    assert "3" not in stopped.response
-    assert free.response.startswith(stopped.response)
+    assert stopped.response == free.response[:free.response.index(stop)]
+    streamed = "".join(c.response for c in client.generate(model=created, prompt="Write a Python function:",
+                                                             raw=True, options={**options, "stop": [stop]},
+                                                             stream=True))
+    assert streamed == stopped.response
 
 
 def test_unknown_model_error(client: ollama.Client) -> None:

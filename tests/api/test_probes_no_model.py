@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -124,13 +125,22 @@ def test_a41_a42_head_blob(http: httpx.Client) -> None:
 
 
 def test_a45_blob_upload_then_present(http: httpx.Client, server: Server) -> None:
-    first = http.post(f"/api/blobs/sha256:{H}", content=b"hello")
+    # A44 already kept "hello" under its real digest (Ollama does too), so this uses other bytes.
+    data = b"hello, blobs"
+    digest = hashlib.sha256(data).hexdigest()
+    first = http.post(f"/api/blobs/sha256:{digest}", content=data)
     assert (first.status_code, first.content) == (201, b"")
-    assert http.post(f"/api/blobs/sha256:{H}", content=b"hello").status_code == 200
-    assert http.head(f"/api/blobs/sha256:{H}").status_code == 200
-    assert (server.models / "blobs" / f"sha256-{H}").read_bytes() == b"hello"
+    assert http.post(f"/api/blobs/sha256:{digest}", content=data).status_code == 200
+    assert http.head(f"/api/blobs/sha256:{digest}").status_code == 200
+    assert (server.models / "blobs" / f"sha256-{digest}").read_bytes() == data
     # the dash form names the same blob
-    assert http.head(f"/api/blobs/sha256-{H}").status_code == 200
+    assert http.head(f"/api/blobs/sha256-{digest}").status_code == 200
+
+
+def test_a44_mismatched_data_is_kept_under_its_digest(http: httpx.Client, server: Server) -> None:
+    http.post(f"/api/blobs/sha256:{Z64}", content=b"hello")
+    assert (server.models / "blobs" / f"sha256-{H}").read_bytes() == b"hello"
+    assert not (server.models / "blobs" / f"sha256-{Z64}").exists()
 
 
 def test_a46_disallowed_origin(http: httpx.Client) -> None:
