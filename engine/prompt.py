@@ -21,7 +21,9 @@ class PromptTemplate:
     eos_token: str = ""
 
     @classmethod
-    def for_model(cls, go_template: str | None, jinja: str | None, bos_token: str = "", eos_token: str = "") -> PromptTemplate:
+    def for_model(
+        cls, go_template: str | None, jinja: str | None, bos_token: str = "", eos_token: str = ""
+    ) -> PromptTemplate:
         if go_template is not None:
             return cls(go=Template.parse(go_template))
         if jinja:

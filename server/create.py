@@ -239,7 +239,7 @@ async def create_model(store: ModelStore, req: CreateRequest, name: Name, *, nop
         async for item in _from_files(b, req.files or {}):
             yield item
     _check_quantize(b, req.quantize or req.quantization)
-    for path, digest in sorted((req.adapters or {}).items()):
+    for _, digest in sorted((req.adapters or {}).items()):
         b.add(layer_from_blob(store, digest, MEDIA_ADAPTER), f"using existing layer {digest}")
     _apply_overrides(b, req)
     for layer in b.layers:

@@ -154,7 +154,9 @@ def _metrics(done: Done, started: float, loaded_at: float) -> dict[str, int]:
     }
 
 
-async def generate(store: ModelStore, scheduler: Scheduler, req: GenerateRequest, started: float) -> AsyncIterator[dict]:
+async def generate(
+    store: ModelStore, scheduler: Scheduler, req: GenerateRequest, started: float
+) -> AsyncIterator[dict]:
     """Every chunk of /api/generate; the caller streams them or joins them."""
     check_top_logprobs(req.top_logprobs)
     resolved = resolve_model(store, req.model, empty_status=404, empty_message=f"model '{req.model}' not found")

@@ -82,7 +82,7 @@ def test_kill_during_create(tmp_path: Path, smollm2_gguf: Path) -> None:
                 assert httpx.post(f"{server.url}/api/blobs/{digest}", content=f, timeout=60).status_code == 201
         request = {"model": f"victim{attempt}", "files": {"model.gguf": digest},
                    "template": "{{ .Prompt }}", "system": f"attempt {attempt}", "parameters": {"seed": attempt}}
-        thread = threading.Thread(target=lambda: _post_quietly(f"{server.url}/api/create", request))
+        thread = threading.Thread(target=_post_quietly, args=(f"{server.url}/api/create", request))
         thread.start()
         if delay is None:
             thread.join()

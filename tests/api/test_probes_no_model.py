@@ -93,7 +93,7 @@ def test_a6_a8_empty_lists(http: httpx.Client) -> None:
     ("POST", "/api/copy", b'{"source":"nope-x","destination":"b"}', 404, {"error": 'model "nope-x" not found'}),
     ("POST", "/api/create", b'{"model":"x"}', 400, {"error": "neither 'from' or 'files' was specified"}),  # A37
     ("POST", "/api/create", b'{"model":"x","files":{"a.gguf":""}}', 400, {"error": "invalid digest format"}),
-    ("POST", "/api/create", ('{"model":"x","files":{"../a.gguf":"sha256:%s"}}' % Z64).encode(), 400,
+    ("POST", "/api/create", json.dumps({"model": "x", "files": {"../a.gguf": f"sha256:{Z64}"}}).encode(), 400,
      {"error": "file path must be relative"}),  # A39
     ("POST", "/api/create", b'{"model":"bad name!","from":"m"}', 400, {"error": "invalid model name"}),  # A40
     ("POST", "/api/blobs/foo", b"", 400, {"error": "invalid digest format"}),  # A43
