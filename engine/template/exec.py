@@ -265,20 +265,22 @@ class _State:
     def eval_field_chain(self, dot: Any, receiver: Any, node: Node, ident: tuple[str, ...],
                          args: list[Node] | None, final: Any) -> Any:
         last = len(ident) - 1
+        from_any_map = False  # values looked up in a map[string]any are interface{}-typed
         for i, name in enumerate(ident):
             if receiver is None:
                 return None  # no value at all: its fields are no value either
             if i == last:
-                return self.eval_field(dot, name, node, args, final, receiver)
-            value = self.eval_field(dot, name, node, None, MISSING, receiver)
+                return self.eval_field(dot, name, node, args, final, receiver, from_any_map)
+            value = self.eval_field(dot, name, node, None, MISSING, receiver, from_any_map)
             if value is None and (self.zero_missing_keys or type(receiver) is not dict or name in receiver):
                 # a nil interface{} (what missingkey=zero yields, or a JSON null) has no fields
                 self.error(node, f"nil pointer evaluating interface {{}}.{ident[i + 1]}")
+            from_any_map = type(receiver) is dict
             receiver = value
         return receiver
 
     def eval_field(self, dot: Any, name: str, node: Node, args: list[Node] | None, final: Any,
-                   receiver: Any) -> Any:
+                   receiver: Any, from_any_map: bool = False) -> Any:
         if type(receiver) is dict:  # map[string]any: the top-level data and decoded JSON objects
             if final is not MISSING or (args is not None and len(args) > 1):
                 self.error(node, f"{name} is not a method but has arguments")
@@ -301,7 +303,8 @@ class _State:
             if name in receiver:
                 return receiver[name]
             return receiver.zero() if isinstance(receiver, GoMap) else None
-        self.error(node, f"can't evaluate field {name} in type {go_type_name(receiver)}")
+        type_name = "interface {}" if from_any_map else go_type_name(receiver)
+        self.error(node, f"can't evaluate field {name} in type {type_name}")
 
     def eval_function(self, dot: Any, node: IdentifierNode, cmd: Node, args: list[Node] | None,
                       final: Any) -> Any:

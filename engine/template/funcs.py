@@ -64,14 +64,14 @@ def eq(arg1: Any, *others: Any) -> bool:
                 return True
             continue
         if _reflect_kind(arg1) != _reflect_kind(arg) and arg1 is not None and arg is not None:
-            raise FuncError(f"non-comparable types {format_value(arg1)}: {go_type_name(arg1)}, "
+            raise FuncError(f"non-comparable types {sprintf('%s', [arg1])}: {go_type_name(arg1)}, "
                             f"{go_type_name(arg)}: {format_value(arg)}")
         if is_nil(arg1) or is_nil(arg):
             if is_nil(arg1) == is_nil(arg):
                 return True
             continue
         if not isinstance(arg, GoStruct):
-            raise FuncError(f"non-comparable type {format_value(arg)}: {go_type_name(arg)}")
+            raise FuncError(f"non-comparable type {sprintf('%s', [arg])}: {go_type_name(arg)}")
         if arg1 == arg:
             return True
     return False
@@ -147,9 +147,8 @@ def index(item: Any, *indexes: Any) -> Any:
             if position == len(sequence):
                 kind = "string" if isinstance(item, str) else "slice"
                 raise FuncError(f"reflect: {kind} index out of range")
-            item = sequence[position]
-            if isinstance(item, str):
-                item = ord(item)  # indexing a string yields a byte
+            element = sequence[position]
+            item = ord(element) if isinstance(item, str) and isinstance(element, str) else element
         elif isinstance(item, dict):
             if key is None:
                 raise FuncError("value is nil; should be of type string")

@@ -11,23 +11,25 @@ _SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r
                   '"': '\\"', "\\": "\\\\"}
 
 
-def go_quote(s: str) -> str:
-    """strconv.Quote: a double-quoted Go string literal; printable characters stay as they are."""
+def go_quote(s: str, ascii_only: bool = False) -> str:
+    """strconv.Quote: a double-quoted Go string literal; printable characters stay as they are
+    (unless ascii_only, strconv.QuoteToASCII)."""
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
         return f'"{s}"'
-    out = ['"']
-    for c in s:
-        out.append(_quote_char(c, '"'))
-    out.append('"')
-    return "".join(out)
+    return '"' + "".join(_quote_char(c, '"', ascii_only) for c in s) + '"'
 
 
-def _quote_char(c: str, quote: str) -> str:
+def can_backquote(s: str) -> bool:
+    """strconv.CanBackquote: s fits in a `raw` literal."""
+    return not any((c < " " and c != "\t") or c in "`\x7f\ufeff" or "\ud800" <= c <= "\udfff" for c in s)
+
+
+def _quote_char(c: str, quote: str, ascii_only: bool = False) -> str:
     if c == quote or c == "\\":
         return "\\" + c
     if c in _SHORT_ESCAPES and c not in "\"'":
         return _SHORT_ESCAPES[c]
-    if c.isprintable() and not "\ud800" <= c <= "\udfff":
+    if c.isprintable() and not "\ud800" <= c <= "\udfff" and not (ascii_only and c > "\x7f"):
         return c
     cp = ord(c)
     if cp < 0x80:

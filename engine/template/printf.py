@@ -6,15 +6,22 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.template.gofmt import format_float, format_value, go_quote, go_quote_rune, sorted_keys
+from engine.template.gofmt import (
+    can_backquote,
+    format_float,
+    format_value,
+    go_quote,
+    go_quote_rune,
+    sorted_keys,
+)
 from engine.template.gotypes import ByteSlice, GoStruct, Stringer, go_type_name
 
 
 class _Spec:
-    __slots__ = ("minus", "plus", "sharp", "space", "zero", "width", "prec")
+    __slots__ = ("minus", "plus", "plus_v", "sharp", "space", "zero", "width", "prec")
 
     def __init__(self) -> None:
-        self.minus = self.plus = self.sharp = self.space = self.zero = False
+        self.minus = self.plus = self.plus_v = self.sharp = self.space = self.zero = False
         self.width: int | None = None
         self.prec: int | None = None
 
@@ -85,6 +92,9 @@ def sprintf(fmt: str, args: list) -> str:
         if argn >= len(args):
             out.append(f"%!{verb}(MISSING)")
             continue
+        if verb == "v":
+            # %+v names struct fields (it does not sign numbers); %#v (Go syntax) prints as plain %v here
+            spec.plus_v, spec.plus, spec.sharp = spec.plus, False, False
         out.append(_format_arg(args[argn], verb, spec))
         argn += 1
     if argn < len(args):
@@ -143,8 +153,7 @@ def _format_arg(arg: Any, verb: str, spec: _Spec) -> str:
     if isinstance(arg, (bytes, bytearray)) and verb in "sqxX":
         return _format_string(arg.decode("utf-8", "replace"), verb, spec, arg)
     if isinstance(arg, GoStruct):
-        with_names = spec.plus and verb == "v"
-        parts = ((f.name + ":" if with_names else "") + _format_arg(getattr(arg, f.name), verb, spec)
+        parts = ((f.name + ":" if spec.plus_v else "") + _format_arg(getattr(arg, f.name), verb, spec)
                  for f in arg.FIELDS)
         return "{" + " ".join(parts) + "}"
     if isinstance(arg, dict):
@@ -163,7 +172,9 @@ def _format_string(s: str, verb: str, spec: _Spec, original: Any) -> str:
     if verb == "q":
         if spec.prec is not None:
             s = s[:spec.prec]
-        return _pad(go_quote(s), spec)
+        if spec.sharp and can_backquote(s):
+            return _pad("`" + s + "`", spec)
+        return _pad(go_quote(s, ascii_only=spec.plus), spec)
     if verb in "xX":
         data = s.encode("utf-8", "surrogatepass")
         if spec.prec is not None:
@@ -209,7 +220,17 @@ def _format_int(v: int, verb: str, spec: _Spec) -> str:
     return _pad(text, spec, numeric_sign=True)
 
 
+def _hex_float(v: float, upper: bool) -> str:
+    """%x on a float: shortest hexadecimal mantissa, binary exponent with at least two digits."""
+    mantissa, _, exponent = float.hex(abs(v)).partition("p")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    text = f"{mantissa}p{int(exponent):+03d}"
+    return text.upper() if upper else text
+
+
 def _format_float_verb(v: float, verb: str, spec: _Spec) -> str:
+    if verb in "xX" and spec.prec is None and math.isfinite(v):
+        return _pad(_sign(math.copysign(1.0, v) < 0, spec) + _hex_float(v, verb == "X"), spec, numeric_sign=True)
     if verb not in "vgGeEfF":
         return _bad_verb(v, verb)
     fmt = {"v": "g", "F": "f"}.get(verb, verb)

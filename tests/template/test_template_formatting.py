@@ -40,6 +40,9 @@ def test_float_formatting(value, shortest_g, json):
     ("%t|%v|%d", [True, None, True], "true|<nil>|%!d(bool=true)"),
     ("%", [], "%!(NOVERB)"),
     ("%*d|%.*f", [5, 42, 2, 3.14159], "   42|3.14"),
+    ("%x|%X|%x", [3.5, 3.5, 0.0], "0x1.cp+01|0X1.CP+01|0x0p+00"),
+    ("%+v|%+v|%v", [{"a": 1}, 5, True], "map[a:1]|5|true"),
+    ("%+q|%#q|%#q", ["é\n", "raw", "a`b"], '"\\u00e9\\n"|`raw`|"a`b"'),
 ])
 def test_sprintf(fmt, args, expected):
     assert sprintf(fmt, args) == expected

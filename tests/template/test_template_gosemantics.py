@@ -64,7 +64,7 @@ def test_comparisons(go_render):
     ("{{ lt .L 1 }}", "error calling lt: invalid type for comparison"),
     ("{{ lt 1 1.5 }}", "error calling lt: incompatible types for comparison: int and float64"),
     ("{{ ne 1 }}", "wrong number of args for ne: want 2 got 1"),
-    ("{{ eq .L .L }}", "error calling eq: non-comparable type"),
+    ("{{ eq .L .L }}", r"error calling eq: non-comparable type \[%!s\(int=1\) %!s\(int=2\) %!s\(int=3\)\]: "),
 ])
 def test_comparison_errors(go_render, text, message):
     with pytest.raises(ExecError, match=message):
@@ -209,6 +209,7 @@ def test_len_index_slice(go_render):
     text = '{{ index .L 1 }}{{ index .M "a" }}{{ index .M "zz" }}{{ index .Nested "inner" "value" }}'
     assert go_render(text, DATA) == "21<no value>deep"
     assert go_render("{{ index .S 0 }}", DATA) == "120"  # a byte
+    assert go_render("{{ index .Words 0 }}", {"Words": ["b", "a"]}) == "b"
     assert go_render("{{ slice .L 1 }}{{ slice .L 0 2 }}{{ slice .L }}{{ slice .U 1 3 }}", DATA) == (
         "[2 3][1 2][1 2 3]é")
 
@@ -290,8 +291,11 @@ def test_parse_error_messages(go_render, text, message):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("{{ .S.B }}", 'template: :1:5: executing "" at <.S.B>: can\'t evaluate field B in type string'),
-    ("x\n  {{ .N.Foo }}", 'template: :2:7: executing "" at <.N.Foo>: can\'t evaluate field Foo in type int'),
+    # fields looked up in a map[string]any hold interface{} values
+    ("{{ .S.B }}", 'template: :1:5: executing "" at <.S.B>: can\'t evaluate field B in type interface {}$'),
+    ("x\n  {{ .N.Foo }}",
+     'template: :2:7: executing "" at <.N.Foo>: can\'t evaluate field Foo in type interface {}$'),
+    ("{{ $x := .N }}{{ $x.Foo }}", "can't evaluate field Foo in type int$"),
     ("{{ .S 1 }}", 'template: :1:3: executing "" at <.S>: S is not a method but has arguments'),
     ("{{ nil }}", 'template: :1:3: executing "" at <nil>: nil is not a command'),
     ('{{ printf 1 }}', 'template: :1:10: executing "" at <1>: expected string; found 1'),
@@ -301,7 +305,8 @@ def test_parse_error_messages(go_render, text, message):
     ('{{ "a" 1 }}', 'can\'t give argument to non-function "a"'),
 ])
 def test_exec_error_messages(go_render, text, message):
-    with pytest.raises(ExecError, match=message.replace("(", "\\(").replace(")", "\\)")):
+    pattern = message.replace("(", "\\(").replace(")", "\\)").replace("{}", "\\{\\}")
+    with pytest.raises(ExecError, match=pattern):
         go_render(text, DATA)
 
 
