@@ -1,4 +1,4 @@
-"""`/api/generate` and `/api/chat`."""
+"""`/api/generate`, `/api/chat`, `/api/embed` and `/api/embeddings`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from server import embed as embeddings
 from server import inference
-from server.api import ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, parse_request
+from server.api import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbedRequest,
+    GenerateRequest,
+    GenerateResponse,
+    parse_request,
+)
 from server.http import APIError, json_response, read_json, stream_response
 from server.state import get_state
 
@@ -70,3 +79,17 @@ async def chat(request: Request) -> Response:
     if single is not None:
         return json_response(ChatResponse.model_validate(single).wire())
     return await _respond(chunks, stream=req.stream is not False, chat=True, with_tools=bool(req.tools))
+
+
+@router.post("/api/embed")
+async def embed(request: Request) -> Response:
+    state = get_state(request)
+    req: EmbedRequest = parse_request(EmbedRequest, await read_json(request))
+    return json_response(await embeddings.embed(state.store, state.scheduler, req))
+
+
+@router.post("/api/embeddings")
+async def legacy_embeddings(request: Request) -> Response:
+    state = get_state(request)
+    req: EmbeddingRequest = parse_request(EmbeddingRequest, await read_json(request))
+    return json_response(await embeddings.embeddings(state.store, state.scheduler, req))
