@@ -164,10 +164,6 @@ class Reply:
     request_id: int
     payload: Any
 
-    @property
-    def final(self) -> bool:
-        return not isinstance(self.payload, Token)
-
 
 def encode_frame(message: object) -> bytes:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)

@@ -19,36 +19,39 @@ POOLING_NAMES = {
     lc.LLAMA_POOLING_TYPE_NONE: "none", lc.LLAMA_POOLING_TYPE_MEAN: "mean", lc.LLAMA_POOLING_TYPE_CLS: "cls",
     lc.LLAMA_POOLING_TYPE_LAST: "last", lc.LLAMA_POOLING_TYPE_RANK: "rank",
 }
-_LOG_WARN = 3
-_LOG_ERROR = 4
-_LOG_CONT = 5
-_logged_errors: list[str] = []  # error lines since the last take_logged_errors(), to explain a failure
 
 
 class LlamaError(RuntimeError):
     pass
 
 
-def _log_to_stderr(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-    # Keep warnings and errors only: the daemon scans the runner's stderr for error lines.
-    if level >= _LOG_WARN or (level == _LOG_CONT and _log_to_stderr.last_kept):  # type: ignore[attr-defined]
-        sys.stderr.write(text.decode("utf-8", errors="replace"))
-        sys.stderr.flush()
-    if level != _LOG_CONT:
-        _log_to_stderr.last_kept = level >= _LOG_WARN  # type: ignore[attr-defined]
-    if level == _LOG_ERROR:
-        # "gguf_init_from_file: failed to open ..." → "failed to open ..."
-        _logged_errors.append(text.decode("utf-8", errors="replace").strip().split(": ", 1)[-1])
+class _LogFilter:
+    """llama.cpp's log → stderr, warnings and errors only: the daemon scans the runner's stderr for errors."""
+
+    WARN, ERROR, CONT = 3, 4, 5  # ggml_log_level
+
+    def __init__(self) -> None:
+        self.keeping = False  # whether the current (possibly continued) message is shown
+        self.errors: list[str] = []  # error lines since the last take_errors(), to explain a failure
+
+    def __call__(self, level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        if level != self.CONT:
+            self.keeping = level >= self.WARN
+        line = text.decode("utf-8", errors="replace")
+        if self.keeping:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        if level == self.ERROR:
+            # "gguf_init_from_file: failed to open ..." → "failed to open ..."
+            self.errors.append(line.strip().split(": ", 1)[-1])
+
+    def take_errors(self) -> list[str]:
+        errors, self.errors = self.errors, []
+        return errors
 
 
-_log_to_stderr.last_kept = False  # type: ignore[attr-defined]
-_LOG_CALLBACK = lc.llama_log_callback(_log_to_stderr)  # module-level: must outlive every llama call
-
-
-def take_logged_errors() -> list[str]:
-    errors = list(_logged_errors)
-    _logged_errors.clear()
-    return errors
+_log_filter = _LogFilter()
+_LOG_CALLBACK = lc.llama_log_callback(_log_filter)  # module-level: must outlive every llama call
 
 
 def init_backend() -> None:
@@ -74,10 +77,10 @@ class LlamaModel:
                 return True
             self._progress = lc.llama_progress_callback(progress)  # kept alive for the load
             params.progress_callback = self._progress
-        take_logged_errors()
+        _log_filter.take_errors()
         model = lc.llama_model_load_from_file(path.encode(), params)
         if not model:
-            errors = take_logged_errors()
+            errors = _log_filter.take_errors()
             reason = f" ({errors[0]})" if errors else ""  # the first error is the root cause
             raise LlamaError(f"unable to load model: {path}{reason}")
         self.model = model
