@@ -14,8 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from engine.client import RunnerError, RunnerProcess
+from engine.gpu import nvidia_gpus
+from engine.memory import Estimate, estimate, system_memory
 from engine.options import Options
 from engine.protocol import LoadSpec
+from modelstore.gguf import read_gguf
 
 FOREVER = math.inf
 # Ollama shows a model kept forever as expiring in about 292 years (max int64 nanoseconds).
@@ -27,6 +30,24 @@ VISION_MIN_NUM_CTX = 2048
 class QueueFull(Exception):
     def __init__(self) -> None:
         super().__init__("server busy, please try again.  maximum pending requests exceeded")
+
+
+def human_bytes(n: float) -> str:
+    """Ollama's HumanBytes2: binary units with one decimal."""
+    if n < 1024:
+        return f"{int(n)} B"
+    units = ["KiB", "MiB", "GiB", "TiB"]
+    n /= 1024
+    while n >= 1024 and len(units) > 1:
+        n /= 1024
+        units.pop(0)
+    return f"{n:.1f} {units[0]}"
+
+
+class DoesNotFit(RunnerError):
+    def __init__(self, needed: int, available: int) -> None:
+        super().__init__(f"model requires more system memory ({human_bytes(needed)}) than is available "
+                         f"({human_bytes(available)})", 500)
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,7 @@ class LoadedModel:
     num_ctx: int
     session: float  # keep-alive in seconds, FOREVER for never
     slots: asyncio.Semaphore
+    memory: Estimate
     expires_at: float | None = None  # None until the model first goes idle
     ref_count: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -82,6 +104,7 @@ class Scheduler:
         load_timeout: float | None,
         flash_attention: bool | None = None,
         kv_cache_type: str = "",
+        gpu_overhead: int = 0,
     ) -> None:
         self.num_parallel = num_parallel
         self.max_loaded = max_loaded
@@ -91,6 +114,7 @@ class Scheduler:
         self.load_timeout = load_timeout
         self.flash_attention = flash_attention
         self.kv_cache_type = kv_cache_type
+        self.gpu_overhead = gpu_overhead
         self._loaded: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()
         self._pending = 0
@@ -163,20 +187,39 @@ class Scheduler:
                     elif len(self._loaded) >= self.max_loaded:
                         await self._expire(self._victim())
                     else:
-                        loaded = await self._load(spec, opts, load_key, keep_alive)
+                        plan = await self._plan(spec, opts, load_key)
+                        needed, available = plan.total - plan.vram, system_memory()[1]
+                        if needed > available and self._loaded:
+                            # Idle models go first; a busy one is drained, then unloaded.
+                            await self._expire(self._victim())
+                            continue
+                        if needed > available:
+                            raise DoesNotFit(needed, available)
+                        loaded = await self._load(spec, opts, load_key, keep_alive, plan)
                         return self._attach(loaded, spec, keep_alive)
         finally:
             self._pending -= 1
 
-    async def _load(self, spec: ModelSpec, opts: Options, load_key: tuple, keep_alive: float | None) -> LoadedModel:
+    def _parallel(self, spec: ModelSpec) -> int:
+        return 1 if spec.embedding_only else self.num_parallel
+
+    async def _plan(self, spec: ModelSpec, opts: Options, load_key: tuple) -> Estimate:
+        info = await asyncio.to_thread(read_gguf, spec.model_path)
+        gpus = await asyncio.to_thread(nvidia_gpus)
+        return estimate(info, num_ctx=load_key[0], parallel=self._parallel(spec), num_batch=opts.num_batch,
+                        gpus=gpus, num_gpu=opts.num_gpu, kv_cache_type=self.kv_cache_type,
+                        gpu_overhead=self.gpu_overhead)
+
+    async def _load(self, spec: ModelSpec, opts: Options, load_key: tuple, keep_alive: float | None,
+                    plan: Estimate) -> LoadedModel:
         num_ctx = load_key[0]
-        parallel = 1 if spec.embedding_only else self.num_parallel
+        parallel = self._parallel(spec)
         load_spec = LoadSpec(
             model_path=spec.model_path,
             num_ctx=num_ctx,
             parallel=parallel,
             num_batch=opts.num_batch,
-            num_gpu=opts.num_gpu,
+            num_gpu=plan.gpu_layers,
             main_gpu=opts.main_gpu or 0,
             use_mmap=opts.use_mmap,
             num_thread=opts.num_thread,
@@ -188,7 +231,7 @@ class Scheduler:
         runner = await RunnerProcess.start(load_spec, load_timeout=self.load_timeout)
         session = self.default_keep_alive if keep_alive is None else keep_alive
         loaded = LoadedModel(spec=spec, runner=runner, load_key=load_key, num_ctx=num_ctx, session=session,
-                             slots=asyncio.Semaphore(parallel))
+                             slots=asyncio.Semaphore(parallel), memory=plan)
         self._loaded[spec.key] = loaded
         return loaded
 

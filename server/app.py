@@ -42,6 +42,7 @@ def build_state(settings: Settings) -> ServerState:
         load_timeout=settings.load_timeout,
         flash_attention=settings.flash_attention,
         kv_cache_type=settings.kv_cache_type,
+        gpu_overhead=settings.gpu_overhead,
     )
     return ServerState(settings=settings, store=store, scheduler=scheduler)
 

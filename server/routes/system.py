@@ -27,16 +27,14 @@ async def version() -> Response:
 async def ps(request: Request) -> Response:
     models = []
     for loaded in get_state(request).scheduler.loaded():
-        info = loaded.runner.info
-        size = info.model_size_bytes
         models.append({
             "name": loaded.spec.name,
             "model": loaded.spec.name,
-            "size": size,
+            "size": loaded.memory.total,
             "digest": loaded.spec.digest,
             "details": {**loaded.spec.details, "parent_model": ""},
             "expires_at": gojson.format_time(gojson.local_time_from_timestamp(loaded.expiry())),
-            "size_vram": size if info.gpu_offload and info.n_gpu_layers > 0 else 0,
+            "size_vram": loaded.memory.vram,
             "context_length": loaded.num_ctx,
         })
     return json_response({"models": models})

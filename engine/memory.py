@@ -1,0 +1,186 @@
+"""Memory planning before a load: weights, KV cache and compute graph, and how many layers go to the GPU.
+
+Ollama's era-A estimator (llm/memory.go, fs/ggml/ggml.go), since llama-cpp-python has no "fit" call:
+KV bytes per layer, a compute-graph estimate, then layers placed on GPUs from the last to the first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from modelstore.gguf import GGUFInfo
+
+MIB = 1 << 20
+MINIMUM_GPU_MEMORY = 457 * MIB  # what Ollama keeps free on every GPU
+KV_BYTES_PER_ELEMENT = {"f16": 2.0, "": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0}
+_BLOCK = re.compile(r"^blk\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class GPU:
+    index: int
+    name: str
+    total: int
+    free: int
+
+
+@dataclass
+class Estimate:
+    layers: int  # repeating blocks; the output layer is one more
+    gpu_layers: int  # what llama.cpp gets as n_gpu_layers (layers + 1 when fully offloaded)
+    kv: int
+    weights: int
+    graph: int
+    vram: int  # bytes placed on GPUs
+    total: int  # vram + what stays in system memory
+    per_gpu: list[int] = field(default_factory=list)
+
+    @property
+    def fully_offloaded(self) -> bool:
+        return self.gpu_layers > self.layers
+
+
+def tensor_bytes(type_id: int, shape: list[int]) -> int:
+    elements = 1
+    for dim in shape:
+        elements *= dim
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType(type_id)]
+    return elements * size // block
+
+
+def _int(info: GGUFInfo, key: str, default: int = 0) -> int:
+    value = info.key(key)
+    if isinstance(value, list):  # per-layer arrays (e.g. head_count_kv): the largest
+        value = max(value) if value else default
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def kv_bytes_per_layer(info: GGUFInfo, ctx: int, kv_cache_type: str = "") -> list[int]:
+    """`ctx × (head_dim_k + head_dim_v) × n_head_kv × bytes per element`, for every block."""
+    n_layer = _int(info, "block_count")
+    n_embd = _int(info, "embedding_length")
+    n_head = _int(info, "attention.head_count", 1) or 1
+    head_k = _int(info, "attention.key_length", n_embd // n_head)
+    head_v = _int(info, "attention.value_length", n_embd // n_head)
+    per_layer_heads = info.key("attention.head_count_kv")
+    bpe = KV_BYTES_PER_ELEMENT.get(kv_cache_type, 2.0)
+    sizes = []
+    for layer in range(n_layer):
+        if isinstance(per_layer_heads, list):
+            heads = int(per_layer_heads[layer]) if layer < len(per_layer_heads) else 0
+        else:
+            heads = _int(info, "attention.head_count_kv", n_head)
+        sizes.append(int(ctx * (head_k + head_v) * heads * bpe))
+    return sizes
+
+
+def graph_bytes(info: GGUFInfo, ctx: int, batch: int, kv_total: int) -> tuple[int, int]:
+    """(partial, full) compute-graph sizes; the llama formula, or Ollama's generic fallback."""
+    n_embd = _int(info, "embedding_length")
+    n_head = _int(info, "attention.head_count", 1) or 1
+    n_head_kv = _int(info, "attention.head_count_kv", n_head) or 1
+    vocab = _int(info, "vocab_size") or len(info.kv.get("tokenizer.ggml.tokens") or [])
+    head_dim = n_embd // n_head
+    if info.architecture in ("llama", "llama4"):
+        full = max(4 * batch * (1 + 4 * n_embd + ctx * (1 + n_head)), 4 * batch * (n_embd + vocab))
+        partial = 4 * batch * n_embd + max(
+            4 * batch * (1 + n_embd + max(ctx, n_embd)) + n_embd * n_embd * 9 // 16
+            + 4 * ctx * (batch * n_head + head_dim * n_head_kv),
+            4 * batch * (n_embd + vocab) + n_embd * vocab * 105 // 128,
+        )
+        return partial, full
+    partial = (n_head // n_head_kv) * kv_total // 6
+    return partial, partial
+
+
+def _weights(info: GGUFInfo, n_layer: int) -> tuple[list[int], int]:
+    """(bytes per block, bytes of the output layer: output_norm + output, or the tied embedding)."""
+    blocks = [0] * n_layer
+    output = 0
+    names = {t.name for t in info.tensors}
+    for tensor in info.tensors:
+        size = tensor_bytes(tensor.type_id, tensor.shape)
+        match = _BLOCK.match(tensor.name)
+        if match and int(match.group(1)) < n_layer:
+            blocks[int(match.group(1))] += size
+        elif tensor.name.startswith(("output_norm.", "output.")) or (
+            tensor.name.startswith("token_embd.") and "output.weight" not in names
+        ):
+            output += size
+    return blocks, output
+
+
+def estimate(
+    info: GGUFInfo,
+    *,
+    num_ctx: int,
+    parallel: int,
+    num_batch: int,
+    gpus: list[GPU],
+    num_gpu: int = -1,
+    kv_cache_type: str = "",
+    gpu_overhead: int = 0,
+    projector_bytes: int = 0,
+) -> Estimate:
+    ctx = num_ctx * parallel
+    batch = min(num_ctx, num_batch)
+    n_layer = _int(info, "block_count")
+    kv = kv_bytes_per_layer(info, ctx, kv_cache_type)
+    kv_total = sum(kv)
+    graph_partial, graph_full = graph_bytes(info, ctx, batch, kv_total)
+    blocks, output = _weights(info, n_layer)
+    weights = sum(tensor_bytes(t.type_id, t.shape) for t in info.tensors)
+    if num_gpu == 0 or not gpus:
+        graph = max(graph_partial, graph_full)
+        return Estimate(n_layer, 0, kv_total, weights, graph, 0, weights + kv_total + graph + projector_bytes)
+
+    layer_size = (blocks[0] if blocks else 0) + (kv[0] if kv else 0)
+    graph = max(graph_partial, graph_full)
+    usable = [g for i, g in enumerate(gpus) if g.free >= gpu_overhead + (projector_bytes if i == 0 else 0)
+              + graph + MINIMUM_GPU_MEMORY + 2 * layer_size]
+    allocated = {g.index: MINIMUM_GPU_MEMORY + layer_size for g in usable}
+    if usable:
+        allocated[usable[0].index] += projector_bytes
+    placed = {g.index: 0 for g in usable}
+    space = list(usable)
+    for layer in range(n_layer - 1, -1, -1):
+        if 0 <= num_gpu <= sum(placed.values()) or not space:
+            break
+        cost = blocks[layer] + kv[layer]
+        while space:
+            gpu = space[layer % len(space)]
+            if gpu.free > gpu_overhead + allocated[gpu.index] + graph + cost:
+                allocated[gpu.index] += cost
+                placed[gpu.index] += 1
+                break
+            space.remove(gpu)
+    on_gpu = sum(placed.values())
+    if on_gpu == n_layer and space and (num_gpu < 0 or num_gpu > n_layer):
+        gpu = space[0]
+        if gpu.free > gpu_overhead + allocated[gpu.index] + graph + output:
+            allocated[gpu.index] += output
+            on_gpu += 1
+    full = on_gpu > n_layer
+    per_gpu = []
+    for gpu in usable:
+        if placed[gpu.index]:
+            allocated[gpu.index] += graph_full if full else graph_partial
+            per_gpu.append(allocated[gpu.index])
+    vram = sum(per_gpu)
+    cpu_weights = sum(blocks[: n_layer - min(on_gpu, n_layer)]) + (0 if full else output)
+    cpu_kv = sum(kv[: n_layer - min(on_gpu, n_layer)])
+    total = vram + cpu_weights + cpu_kv + (0 if on_gpu else graph_partial)
+    return Estimate(n_layer, on_gpu, kv_total, weights, graph_full if full else graph_partial, vram, total, per_gpu)
+
+
+def system_memory() -> tuple[int, int]:
+    """(total, available) bytes of system memory, from /proc/meminfo."""
+    values = {}
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            key, _, rest = line.partition(":")
+            values[key] = int(rest.split()[0]) * 1024
+    return values.get("MemTotal", 0), values.get("MemAvailable", values.get("MemFree", 0))
