@@ -1,0 +1,130 @@
+"""The OpenAI-compatible routes: thin handlers that translate, run the native pipeline and translate back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from modelstore.model import load_model
+from modelstore.names import parse_name
+from server import inference, openai
+from server.api import RequestError
+from server.api_openai import ChatCompletionRequest, CompletionRequest, EmbedRequest, parse
+from server.embed import embed
+from server.http import APIError, read_json
+from server.state import get_state
+
+router = APIRouter()
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return await read_json(request)
+    except RequestError as e:
+        # Go's ShouldBindJSON reports an empty body as io.EOF.
+        raise RequestError("EOF" if str(e) == "missing request body" else str(e)) from None
+
+
+def _error(e: APIError) -> Response:
+    return openai.error_response(e.message, e.status)
+
+
+def _error_events(e: APIError) -> list[bytes]:
+    """A failure after the stream began: an `error` payload (the SDKs raise on it), then [DONE]."""
+    return [openai.sse_data(openai.error_body(e.message, e.status)), openai.DONE]
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    started = time.perf_counter()
+    state = get_state(request)
+    try:
+        req: ChatCompletionRequest = parse(ChatCompletionRequest, await _body(request))
+        native = openai.chat_request(req)
+    except RequestError as e:
+        return openai.error_response(str(e), 400)
+    chunks = inference.chat(state.store, state.scheduler, native, started)
+    completion_id = openai.chat_id()
+    if req.stream and not native.debug_render_only:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        chunker = openai.ChatChunker(completion_id, native.model, int(time.time()), include_usage)
+        return await openai.sse_response(
+            chunks, lambda chunk: [openai.sse_data(c) for c in chunker.process(chunk)],
+            on_error_before=_error, on_error_after=_error_events, finish=lambda: [openai.DONE])
+    try:
+        collected = await openai.collect(chunks)
+    except APIError as e:
+        return _error(e)
+    final = inference.join_chunks(collected, chat_request=True, with_tools=bool(native.tools))
+    return openai.json_response(openai.chat_completion(completion_id, final))
+
+
+@router.post("/v1/completions")
+async def completions(request: Request) -> Response:
+    started = time.perf_counter()
+    state = get_state(request)
+    try:
+        req: CompletionRequest = parse(CompletionRequest, await _body(request))
+        native = openai.completion_request(req)
+    except RequestError as e:
+        return openai.error_response(str(e), 400)
+    chunks = inference.generate(state.store, state.scheduler, native, started)
+    completion_id = openai.completion_id()
+    if req.stream and not native.debug_render_only:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        chunker = openai.CompletionChunker(completion_id, native.model, int(time.time()), include_usage)
+        return await openai.sse_response(
+            chunks, lambda chunk: [openai.sse_data(c) for c in chunker.process(chunk)],
+            on_error_before=_error, on_error_after=_error_events, finish=lambda: [openai.DONE])
+    try:
+        collected = await openai.collect(chunks)
+    except APIError as e:
+        return _error(e)
+    final = inference.join_chunks(collected, chat_request=False, with_tools=False)
+    return openai.json_response(openai.completion(completion_id, final))
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request) -> Response:
+    state = get_state(request)
+    try:
+        req: EmbedRequest = parse(EmbedRequest, await _body(request))
+        native, encoding = openai.embed_request(req)
+    except RequestError as e:
+        return openai.error_response(str(e), 400)
+    try:
+        result = await embed(state.store, state.scheduler, native)
+    except APIError as e:
+        return _error(e)
+    return openai.json_response(openai.embedding_list(req.model or "", result, encoding))
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    store = get_state(request).store
+
+    def entries() -> list[dict[str, Any]]:
+        models = [m for m in (load_model(store, name) for name in store.manifest_names()) if m is not None]
+        models.sort(key=lambda m: m.modified_at_ns // 1_000_000_000, reverse=True)
+        return [openai.model_entry(m.short_name, m.modified_at_ns, parse_name(m.short_name).namespace)
+                for m in models]
+
+    data = await asyncio.to_thread(entries)
+    # Ollama's list is a nil slice when empty: `null`, not `[]`.
+    return openai.json_response({"object": "list", "data": data or None})
+
+
+@router.get("/v1/models/{model}")
+async def retrieve_model(model: str, request: Request) -> Response:
+    store = get_state(request).store
+    name = parse_name(model)
+    if not name.is_valid():
+        return openai.error_response("invalid model name", 400)
+    found = await asyncio.to_thread(load_model, store, store.canonical_name(name))
+    if found is None:
+        return openai.error_response(f"model '{name.display_shortest()}' not found", 404)
+    return openai.json_response(openai.model_entry(model, found.modified_at_ns, name.namespace))
