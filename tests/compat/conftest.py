@@ -1,0 +1,121 @@
+"""One pollama server for the compatibility tests, with the models they need:
+
+* `m`: the bundled SmolLM2 (a completion model; no tools, no thinking, no insert);
+* `tm`: SmolLM2 with a Go template that renders `.Tools` and tool calls (capability `tools`);
+* `fim`: SmolLM2 with a template that renders `.Suffix` (capability `insert`);
+* `e` (on demand): a copy of the SmolLM2 GGUF with `llama.pooling_type` set, so an embedding model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import gguf
+import httpx
+import openai
+import pytest
+
+from tests.conftest import Server, start_server
+
+TOOLS_TEMPLATE = """{{- if .Tools }}<|im_start|>system
+You can call these functions:
+{{- range .Tools }}
+{{ json . }}
+{{- end }}
+To call one, answer with {"name": <function name>, "arguments": <arguments object>}.<|im_end|>
+{{ end }}
+{{- range .Messages }}<|im_start|>{{ .Role }}
+{{- if .ToolCalls }}
+{{- range .ToolCalls }}
+{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
+{{- end }}
+{{- else }}
+{{ .Content }}
+{{- end }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+
+FIM_TEMPLATE = ("{{- if .Suffix }}<fim_prefix>{{ .Prompt }}<fim_suffix>{{ .Suffix }}<fim_middle>"
+                "{{- else }}{{ .Prompt }}{{ end }}")
+
+POOLING_MEAN = 1
+
+
+def with_pooling_type(source: Path, destination: Path, pooling: int = POOLING_MEAN) -> Path:
+    """Copy a GGUF with one more key, `<arch>.pooling_type`, which makes it an embedding model.
+
+    The key goes first in the key/value section; tensor offsets are relative to the data section, so
+    only the padding before it has to be recomputed."""
+    reader = gguf.GGUFReader(source)
+    arch_field = reader.fields["general.architecture"]
+    arch = bytes(arch_field.parts[arch_field.data[0]]).decode()
+    last = reader.tensors[-1].field
+    infos_end = int(last.offset) + sum(int(part.nbytes) for part in last.parts)
+    key = f"{arch}.pooling_type".encode()
+    entry = struct.pack("<Q", len(key)) + key + struct.pack("<II", gguf.GGUFValueType.UINT32, pooling)
+    raw = source.read_bytes()
+    (kv_count,) = struct.unpack_from("<Q", raw, 16)
+    padding = -(infos_end + len(entry)) % reader.alignment
+    with destination.open("wb") as out:
+        out.write(raw[:16] + struct.pack("<Q", kv_count + 1) + entry + raw[24:infos_end] + b"\0" * padding)
+        out.write(memoryview(raw)[reader.data_offset:])
+    return destination
+
+
+def upload_and_create(url: str, name: str, path: Path) -> None:
+    data = path.read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert httpx.post(f"{url}/api/blobs/{digest}", content=data, timeout=120).status_code in (200, 201)
+    r = httpx.post(f"{url}/api/create", json={"model": name, "files": {"model.gguf": digest}, "stream": False},
+                   timeout=120)
+    assert r.status_code == 200, r.text
+
+
+def sse_payloads(text: str) -> list[str]:
+    assert text.endswith("\n\n")
+    events = text[:-2].split("\n\n")
+    assert all(e.startswith("data: ") and "\n" not in e for e in events), events
+    return [e[len("data: "):] for e in events]
+
+
+@pytest.fixture(scope="package")
+def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("compat")
+    server = start_server(directory / "models", directory / "server.log", bundled=True)
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        assert client.post("/api/copy", json={"source": "smollm2:135m", "destination": "m"}).status_code == 200
+        for name, template in (("tm", TOOLS_TEMPLATE), ("fim", FIM_TEMPLATE)):
+            r = client.post("/api/create", json={"model": name, "from": "m", "template": template, "stream": False})
+            assert r.status_code == 200, r.text
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="package")
+def embedding_model(compat_server: Server, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`e`, an embedding model made from the SmolLM2 GGUF by setting its pooling type."""
+    path = with_pooling_type(smollm2_gguf, tmp_path_factory.mktemp("pooling") / "e.gguf")
+    upload_and_create(compat_server.url, "e", path)
+    return "e"
+
+
+@pytest.fixture(scope="package")
+def http(compat_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=compat_server.url, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="package")
+def oai(compat_server: Server) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=compat_server.url + "/v1", api_key="ollama", max_retries=0, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture(scope="package")
+def claude(compat_server: Server) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=compat_server.url, api_key="ollama", max_retries=0, timeout=120) as client:
+        yield client
