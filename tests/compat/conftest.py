@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import struct
 from collections.abc import Iterator
@@ -43,6 +44,14 @@ FIM_TEMPLATE = ("{{- if .Suffix }}<fim_prefix>{{ .Prompt }}<fim_suffix>{{ .Suffi
                 "{{- else }}{{ .Prompt }}{{ end }}")
 
 POOLING_MEAN = 1
+
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+# A one-pixel PNG.
+PNG = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6300010000050001"
+    "0d0a2db40000000049454e44ae426082")).decode()
 
 
 def with_pooling_type(source: Path, destination: Path, pooling: int = POOLING_MEAN) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Literal
 
@@ -11,16 +10,9 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.compat.conftest import sse_payloads
+from tests.compat.conftest import PNG, TOOLS, sse_payloads
 
 HI = [{"role": "user", "content": "hi"}]
-TOOLS = [{"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
-# A one-pixel PNG.
-PNG = base64.b64encode(bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6300010000050001"
-    "0d0a2db40000000049454e44ae426082")).decode()
 
 
 def test_b21_whole(http: httpx.Client, oai: openai.OpenAI) -> None:
