@@ -338,3 +338,25 @@ class ProgressResponse(_Response):
     digest: str | None = None
     total: int | None = None
     completed: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registry requests (api.PullRequest, api.PushRequest); `username`/`password` are accepted and ignored.
+
+
+class PullRequest(_Request):
+    model: str = ""
+    name: str = ""
+    insecure: bool = False
+    username: str = ""
+    password: str = ""
+    stream: bool | None = None
+
+
+class PushRequest(_Request):
+    model: str = ""
+    name: str = ""
+    insecure: bool = False
+    username: str = ""
+    password: str = ""
+    stream: bool | None = None

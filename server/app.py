@@ -17,7 +17,7 @@ from server.envconfig import Settings, load_settings
 from server.http import APIError, error_response
 from server.middleware import GuardMiddleware
 from server.routes import anthropic as anthropic_routes
-from server.routes import inference, models, system
+from server.routes import inference, models, registry, system
 from server.routes import openai as openai_routes
 from server.state import ServerState
 
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(models.router)
     app.include_router(inference.router)
+    app.include_router(registry.router)
     app.include_router(openai_routes.router)
     app.include_router(anthropic_routes.router)
     app.add_middleware(GuardMiddleware, origins=settings.origins, loopback_only=_is_loopback(settings.host.host))

@@ -29,8 +29,10 @@ from modelstore.manifest import (
 )
 from modelstore.names import Name, parse_name
 from modelstore.store import ModelStore
+from registry.pull import pull_model
 from server.api import CreateRequest
 from server.http import APIError
+from server.routes.registry import api_errors
 
 QUANTIZE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_K_S", "Q4_K_M")
 
@@ -234,6 +236,10 @@ async def create_model(store: ModelStore, req: CreateRequest, name: Name, *, nop
         source = parse_name(req.from_)
         if not source.is_valid():
             raise APIError("invalid model name", 400)
+        if store.read_manifest(store.canonical_name(source)) is None:
+            # As Ollama: a missing base model is pulled (over https), its progress part of this stream.
+            async for item in api_errors(pull_model(store, source, noprune=noprune)):
+                yield item
         _from_model(b, source)
     else:
         async for item in _from_files(b, req.files or {}):

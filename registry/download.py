@@ -1,0 +1,686 @@
+"""Blob downloads: parallel ranged parts, resumable with Ollama's state files, verified before visible.
+
+On disk, exactly as Ollama (`server/download.go`), so either program can resume the other's download:
+
+* `blobs/sha256-<hex>-partial`: the data, sized to the whole blob up front (space is reserved with
+  fallocate, so a full disk fails at once instead of half way), parts written at their offsets.
+* `blobs/sha256-<hex>-partial-<N>`: one JSON line per part, `{"N":0,"Offset":0,"Size":…,"Completed":…}`.
+  Parts are `total/16` bytes clamped to [100 MB, 1000 MB]. `Completed` counts the bytes written
+  contiguously from `Offset`; a resumed part restarts at `Offset+Completed`, and with state files
+  present no HEAD is sent. pollama rewrites the state files about once a second (atomically), so a
+  killed daemon loses at most a second of progress.
+
+Within a part, the bytes still missing are fetched as 16 MiB ranges by up to
+`POLLAMA_DOWNLOAD_STREAMS` (default 8) connections, lowest offsets first. The SHA-256 is computed
+while the data arrives (a thread follows the contiguous prefix), so verification costs almost
+nothing at the end; a blob whose digest differs is deleted and never becomes visible. A good blob
+is fsynced, its state files removed, and renamed onto `sha256-<hex>`.
+
+Failures: a stall (no bytes for `POLLAMA_DOWNLOAD_STALL_TIMEOUT`, default 30 s) retries without
+using up an attempt; other errors retry up to 6 times, sleeping 1, 2, 4, 8, 16, 32 s (times
+`POLLAMA_REGISTRY_RETRY_DELAY`), and any progress resets the count; then `max retries exceeded: …`.
+A full disk aborts at once. A server that ignores Range (200 instead of 206) is detected and the
+blob is fetched as one stream instead.
+
+Concurrent pulls of one blob share one download; when the last waiter leaves, it is cancelled and
+its state kept. Two pollama processes on one store serialise on a lock of the `-partial` file.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelstore.blobs import fsync_directory
+from modelstore.store import ModelStore
+from registry import rangeget
+from registry.transport import Cancelled, RegistryClient, RegistryError
+
+log = logging.getLogger(__name__)
+
+NUM_PARTS = 16
+MIN_PART_SIZE = 100_000_000
+MAX_PART_SIZE = 1_000_000_000
+MAX_RETRIES = 6
+UNIT_SIZE = 16 << 20
+STATE_INTERVAL = 1.0
+HASH_BUFFER = 8 << 20
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+def streams() -> int:
+    return max(1, int(_env_float("POLLAMA_DOWNLOAD_STREAMS", 8)))
+
+
+def stall_timeout() -> float:
+    return _env_float("POLLAMA_DOWNLOAD_STALL_TIMEOUT", 30.0)
+
+
+def retry_delay() -> float:
+    return _env_float("POLLAMA_REGISTRY_RETRY_DELAY", 1.0)
+
+
+def part_plan(total: int) -> list[tuple[int, int]]:
+    """Ollama's parts: `total/16` clamped to [100 MB, 1000 MB] (decimal), the last one shorter."""
+    size = min(max(total // NUM_PARTS, MIN_PART_SIZE), MAX_PART_SIZE)
+    parts, offset = [], 0
+    while offset < total:
+        parts.append((offset, min(size, total - offset)))
+        offset += size
+    return parts
+
+
+def range_header(start: int, stop: int) -> str:
+    """`Range` for bytes start..stop-1 (the end is inclusive)."""
+    return f"bytes={start}-{stop - 1}"
+
+
+@dataclass
+class Unit:
+    """A stretch of one part fetched by one request; `done` bytes from `start` are written."""
+
+    start: int
+    size: int
+    done: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.size - self.done
+
+
+@dataclass
+class Part:
+    n: int
+    offset: int
+    size: int
+    completed: int = 0  # as last read or saved
+    units: list[Unit] = field(default_factory=list)
+
+    def state_bytes(self, completed: int | None = None) -> bytes:
+        """Go's json.Encoder output for Ollama's part state."""
+        value = self.completed if completed is None else completed
+        return f'{{"N":{self.n},"Offset":{self.offset},"Size":{self.size},"Completed":{value}}}\n'.encode()
+
+    def live_completed(self) -> int:
+        """Bytes written contiguously from the part's start, from its units."""
+        if not self.units:
+            return self.completed
+        total = self.units[0].start - self.offset
+        for unit in self.units:
+            total += unit.done
+            if unit.done < unit.size:
+                break
+        return total
+
+
+def _lookup(obj: dict, key: str) -> object:
+    if key in obj:
+        return obj[key]
+    for name, value in obj.items():
+        if name.lower() == key.lower():
+            return value
+    return None
+
+
+def parse_state(raw: bytes) -> Part:
+    obj = json.loads(raw)
+    if not isinstance(obj, dict):
+        raise ValueError("not an object")
+    values = [_lookup(obj, key) or 0 for key in ("N", "Offset", "Size", "Completed")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise ValueError("bad field")
+    n, offset, size, completed = values
+    return Part(n=n, offset=offset, size=size, completed=min(completed, size))
+
+
+def state_paths(partial: Path) -> list[Path]:
+    prefix = partial.name + "-"
+    return [p for p in partial.parent.glob(glob_escape(prefix) + "*") if p.name[len(prefix):].isdigit()]
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def read_states(partial: Path, expected_total: int = 0) -> list[Part] | None:
+    """Parts from the state files, or None when there are none or they do not fit together."""
+    paths = state_paths(partial)
+    if not paths:
+        return None
+    try:
+        parts = sorted((parse_state(p.read_bytes()) for p in paths), key=lambda part: part.n)
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable download state for %s: %s", partial.name, exc)
+        return None
+    offset = 0
+    for index, part in enumerate(parts):
+        if part.n != index or part.offset != offset or part.size <= 0:
+            log.warning("ignoring inconsistent download state for %s", partial.name)
+            return None
+        offset += part.size
+    if expected_total and offset != expected_total:
+        log.warning("ignoring download state for %s: %d bytes, the manifest says %d", partial.name, offset,
+                    expected_total)
+        return None
+    return parts
+
+
+def write_state(path: Path, data: bytes) -> None:
+    """Replace a state file atomically (the temp name is not matched by `-partial-*`)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as f:
+        f.write(data)
+    os.replace(temp, path)
+
+
+def _go_os_error(op: str, path: Path, exc: OSError) -> str:
+    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    return f"{op} {path}: {reason}"
+
+
+class BlobDownload:
+    """One blob being fetched; `run()` happens on its own thread."""
+
+    def __init__(self, store: ModelStore, digest: str, client: RegistryClient, url: str, size_hint: int = 0) -> None:
+        self.store = store
+        self.digest = digest
+        self.client = client
+        self.url = url
+        self.size_hint = size_hint
+        self.path = store.blobs.path(digest)
+        self.partial = self.path.with_name(self.path.name + "-partial")
+        self.total = 0
+        self.parts: list[Part] = []
+        self.units: list[Unit] = []
+        self.prepared = threading.Event()
+        self.done = threading.Event()
+        self.cancel = threading.Event()  # from outside: the last waiter left
+        self._stop = threading.Event()  # for the workers of the current phase
+        self._hash_stop = threading.Event()
+        self.error: RegistryError | None = None
+        self.actual_digest: str | None = None  # set when the data hashed to something else
+        self.references = 0
+        self._fd: int | None = None
+        self._sockets: set[socket.socket] = set()
+        self._sockets_lock = threading.Lock()
+        self._unit_lock = threading.Lock()
+        self._next_unit = 0
+        self._worker_error: BaseException | None = None
+        self._direct_url = url
+        self._direct_status = 200
+        self._hash_epoch = 0
+        self._hash_result: str | None = None
+        self._wake = threading.Event()
+        self.bytes_fetched = 0  # over the network in this run (for logs and tests)
+
+    # --- progress -----------------------------------------------------------------------------
+
+    @property
+    def completed(self) -> int:
+        if self.units:
+            return sum(unit.done for unit in self.units)
+        return sum(part.completed for part in self.parts)
+
+    # --- lifetime -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name=f"pull-{self.digest[7:19]}", daemon=True).start()
+
+    def request_cancel(self) -> None:
+        self.cancel.set()
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        """Stop the workers now: set their flag and shut their sockets (a blocked recv returns)."""
+        self._stop.set()
+        self._wake.set()
+        with self._sockets_lock:
+            for sock in list(self._sockets):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except RegistryError as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - reported to every waiter
+            log.exception("download of %s failed", self.digest)
+            self.error = RegistryError(str(exc) or type(exc).__name__)
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            _forget(self)
+            self.done.set()
+
+    def _run(self) -> None:
+        self.store.blobs.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = fd
+        self._lock_partial(fd)
+        if self.path.exists():  # another process finished it while we waited for the lock
+            self._remove_partial_files()
+            self.total = self.path.stat().st_size
+            self.prepared.set()
+            return
+        fresh = self._prepare()
+        self.prepared.set()
+        self._allocate(fd, fresh)
+        if self.total == 0:
+            self._finish(fd)
+            return
+        self._direct_url, self._direct_status = self.client.resolve_blob(self.url)
+        log.info("downloading %s in %d %s part(s)", self.digest[7:19], len(self.parts),
+                 f"{self.parts[0].size / 1e6:.0f} MB" if self.parts else "0 B")
+        try:
+            self._transfer()
+        finally:
+            self._save_states()
+        self._finish(fd)
+
+    def _lock_partial(self, fd: int) -> None:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if self.cancel.wait(0.2):
+                    raise Cancelled() from None
+
+    # --- preparing ----------------------------------------------------------------------------
+
+    def _prepare(self) -> bool:
+        """Parts from state files, else from a HEAD; returns whether the download starts afresh."""
+        parts = read_states(self.partial, self.size_hint)
+        if parts is not None:
+            size = os.fstat(self._fd).st_size if self._fd is not None else 0
+            for part in parts:  # data that is not there cannot have been completed
+                if part.offset + part.completed > size:
+                    part.completed = 0
+            self.parts = parts
+            self.total = sum(part.size for part in parts)
+            return False
+        for stale in state_paths(self.partial):
+            stale.unlink(missing_ok=True)
+        response = self.client.request("HEAD", self.url)
+        response.close()
+        length = response.headers.get("content-length")
+        self.total = int(length) if length and length.isdigit() else self.size_hint
+        self.parts = [Part(n=i, offset=offset, size=size) for i, (offset, size) in enumerate(part_plan(self.total))]
+        for part in self.parts:
+            write_state(self._state_path(part), part.state_bytes())
+        return True
+
+    def _state_path(self, part: Part) -> Path:
+        return self.partial.with_name(f"{self.partial.name}-{part.n}")
+
+    def _allocate(self, fd: int, fresh: bool) -> None:
+        size = os.fstat(fd).st_size
+        if size > self.total:
+            os.ftruncate(fd, self.total)
+        if self.total == 0:
+            return
+        try:
+            os.posix_fallocate(fd, 0, self.total)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                if fresh:
+                    self._remove_partial_files()
+                raise RegistryError(_go_os_error("write", self.partial, exc)) from exc
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+            os.ftruncate(fd, self.total)
+
+    def _remove_partial_files(self) -> None:
+        for path in state_paths(self.partial):
+            path.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
+
+    # --- transferring -------------------------------------------------------------------------
+
+    def _build_units(self) -> None:
+        self.units = []
+        for part in self.parts:
+            part.units = []
+            if part.completed:
+                part.units.append(Unit(part.offset, part.completed, part.completed))
+            start, stop = part.offset + part.completed, part.offset + part.size
+            while start < stop:
+                part.units.append(Unit(start, min(UNIT_SIZE, stop - start)))
+                start += UNIT_SIZE
+            self.units.extend(part.units)
+        self._next_unit = 0
+
+    def _transfer(self) -> None:
+        self._build_units()
+        hasher = threading.Thread(target=self._hash_loop, name=f"hash-{self.digest[7:19]}", daemon=True)
+        hasher.start()
+        try:
+            sequential = self._direct_status == 200 and self.total > 1
+            if not sequential:
+                try:
+                    self._parallel()
+                except rangeget.RangeIgnored:
+                    if self.cancel.is_set():
+                        raise Cancelled() from None
+                    sequential = True
+                    self._stop = threading.Event()
+                    self._worker_error = None
+            if sequential:
+                log.info("%s: the server ignores Range; fetching it as one stream", self.digest[7:19])
+                self._sequential()
+        except BaseException:
+            self._hash_stop.set()
+            self._wake.set()
+            raise
+        finally:
+            hasher.join()
+
+    def _parallel(self) -> None:
+        pending = [unit for unit in self.units if unit.remaining]
+        count = min(streams(), len(pending))
+        workers = [threading.Thread(target=self._worker, name=f"pull-{self.digest[7:19]}-{i}", daemon=True)
+                   for i in range(count)]
+        for worker in workers:
+            worker.start()
+        while True:
+            alive = [worker for worker in workers if worker.is_alive()]
+            if not alive:
+                break
+            alive[0].join(STATE_INTERVAL)
+            self._save_states()
+            if self._worker_error is not None:
+                self._interrupt()
+                for worker in workers:
+                    worker.join()
+                break
+        if self.cancel.is_set():
+            raise Cancelled()
+        if self._worker_error is not None:
+            raise self._worker_error
+
+    def _claim(self) -> Unit | None:
+        with self._unit_lock:
+            while self._next_unit < len(self.units):
+                unit = self.units[self._next_unit]
+                self._next_unit += 1
+                if unit.remaining:
+                    return unit
+            return None
+
+    def _worker(self) -> None:
+        fetcher = rangeget.RangeFetcher(timeout=stall_timeout(), context=self.client.ssl, cancel=self._stop,
+                                        register=self._register_socket)
+        try:
+            while not self._stop.is_set() and self._worker_error is None:
+                unit = self._claim()
+                if unit is None:
+                    return
+                self._fetch_unit(fetcher, unit)
+        except BaseException as exc:  # noqa: BLE001 - handed to the controller
+            if self._worker_error is None:
+                self._worker_error = exc
+        finally:
+            fetcher.close()
+
+    def _register_socket(self, sock: socket.socket | None) -> None:
+        me = threading.current_thread()
+        with self._sockets_lock:
+            old = getattr(me, "_pollama_socket", None)
+            if old is not None:
+                self._sockets.discard(old)
+            if sock is not None:
+                self._sockets.add(sock)
+            me._pollama_socket = sock  # type: ignore[attr-defined]
+
+    def _write(self, offset: int, data: memoryview) -> None:
+        view = data
+        try:
+            while view:
+                n = os.pwrite(self._fd, view, offset)  # type: ignore[arg-type]
+                view, offset = view[n:], offset + n
+        except OSError as exc:
+            raise rangeget.SinkError(exc) from exc
+
+    def _fetch_unit(self, fetcher: rangeget.RangeFetcher, unit: Unit) -> None:
+        failures = 0
+        while unit.remaining:
+            if self._stop.is_set():
+                raise Cancelled()
+            before = unit.done
+            generation = self.client.generation
+
+            def sink(offset: int, data: memoryview, unit: Unit = unit) -> None:
+                self._write(offset, data)
+                unit.done += len(data)
+                self.bytes_fetched += len(data)
+                self._wake.set()
+
+            try:
+                fetcher.fetch(self._direct_url, unit.start + unit.done, unit.start + unit.size - 1, {}, sink,
+                              self.client.auth_headers)
+                if unit.remaining == 0:
+                    return
+                if unit.done > before:
+                    failures = 0
+                    continue  # a short read: carry on from where it stopped
+                error: Exception = RegistryError("unexpected EOF")
+            except rangeget.Stalled:
+                log.info("%s part stalled; retrying. If this persists, press ctrl-c to exit, then "
+                         "'ollama pull' to find a faster connection.", self.digest[7:19])
+                continue
+            except rangeget.CancelledFetch:
+                raise Cancelled() from None
+            except rangeget.SinkError as exc:
+                raise RegistryError(_go_os_error("write", self.partial, exc.error)) from exc
+            except rangeget.Unauthorized as exc:
+                error = RegistryError("unauthorized: access denied")
+                if self.client.same_origin(self._direct_url):
+                    self.client.authenticate(exc.challenge, self._direct_url, generation)
+            except rangeget.HTTPStatusError as exc:
+                error = RegistryError(str(exc))
+                if exc.status in (403, 404, 410) and not self.client.same_origin(self._direct_url):
+                    self._reresolve()
+            except RegistryError as exc:
+                error = exc
+            if unit.done > before:
+                failures = 0
+            failures += 1
+            if failures >= MAX_RETRIES:
+                raise RegistryError(f"max retries exceeded: {error}")
+            sleep = retry_delay() * 2 ** (failures - 1)
+            log.info("%s attempt %d failed: %s, retrying in %.0fs", self.digest[7:19], failures - 1, error, sleep)
+            if self._stop.wait(sleep):
+                raise Cancelled()
+
+    def _reresolve(self) -> None:
+        """A presigned URL that expired: ask the registry again."""
+        with self._unit_lock:
+            try:
+                self._direct_url, self._direct_status = self.client.resolve_blob(self.url)
+            except RegistryError as exc:
+                log.info("could not resolve %s again: %s", self.digest[7:19], exc)
+
+    def _sequential(self) -> None:
+        """The whole blob as one stream; a failure starts it over (without Range there is no resuming)."""
+        fetcher = rangeget.RangeFetcher(timeout=stall_timeout(), context=self.client.ssl, cancel=self._stop,
+                                        register=self._register_socket)
+        failures = 0
+        try:
+            while True:
+                if self._stop.is_set():
+                    raise Cancelled()
+                for unit in self.units:
+                    unit.done = 0
+                self._hash_epoch += 1
+                self._wake.set()
+                index = 0
+
+                def sink(offset: int, data: memoryview) -> None:
+                    nonlocal index
+                    self._write(offset, data)
+                    self.bytes_fetched += len(data)
+                    remaining = len(data)
+                    while remaining and index < len(self.units):
+                        unit = self.units[index]
+                        take = min(remaining, unit.remaining)
+                        unit.done += take
+                        remaining -= take
+                        if unit.remaining == 0:
+                            index += 1
+                    self._wake.set()
+
+                try:
+                    fetcher.fetch(self._direct_url, 0, self.total - 1, {}, sink, self.client.auth_headers)
+                    if all(unit.remaining == 0 for unit in self.units):
+                        return
+                    error: Exception = RegistryError("unexpected EOF")
+                except rangeget.Stalled:
+                    continue
+                except rangeget.CancelledFetch:
+                    raise Cancelled() from None
+                except rangeget.SinkError as exc:
+                    raise RegistryError(_go_os_error("write", self.partial, exc.error)) from exc
+                except rangeget.Unauthorized as exc:
+                    error = RegistryError("unauthorized: access denied")
+                    if self.client.same_origin(self._direct_url):
+                        self.client.authenticate(exc.challenge, self._direct_url, None)
+                except (rangeget.HTTPStatusError, RegistryError) as exc:
+                    error = exc
+                failures += 1
+                if failures >= MAX_RETRIES:
+                    raise RegistryError(f"max retries exceeded: {error}")
+                if self._stop.wait(retry_delay() * 2 ** (failures - 1)):
+                    raise Cancelled()
+        finally:
+            fetcher.close()
+
+    # --- hashing and state --------------------------------------------------------------------
+
+    def _contiguous_from(self, index: int) -> tuple[int, int]:
+        units = self.units
+        while index < len(units) and units[index].remaining == 0:
+            index += 1
+        end = self.total if index == len(units) else units[index].start + units[index].done
+        return index, end
+
+    def _hash_loop(self) -> None:
+        """SHA-256 of the data as it becomes contiguous; restarts when the sequential fallback does."""
+        buffer = bytearray(HASH_BUFFER)
+        view = memoryview(buffer)
+        epoch, digest, position, index = -1, hashlib.sha256(), 0, 0
+        while not self._hash_stop.is_set():
+            if epoch != self._hash_epoch:
+                epoch, digest, position, index = self._hash_epoch, hashlib.sha256(), 0, 0
+            if position >= self.total:
+                self._hash_result = "sha256:" + digest.hexdigest()
+                return
+            index, available = self._contiguous_from(index)
+            if available <= position:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            count = min(available - position, HASH_BUFFER)
+            n = os.preadv(self._fd, [view[:count]], position)  # type: ignore[arg-type]
+            if n <= 0:
+                self._wake.wait(0.05)
+                continue
+            digest.update(view[:n])
+            position += n
+
+    def _save_states(self) -> None:
+        if not self.units:
+            return
+        for part in self.parts:
+            completed = part.live_completed()
+            if completed != part.completed:
+                part.completed = completed
+                try:
+                    write_state(self._state_path(part), part.state_bytes())
+                except OSError as exc:
+                    log.warning("could not save download state %s: %s", self._state_path(part), exc)
+
+    # --- finishing ----------------------------------------------------------------------------
+
+    def _finish(self, fd: int) -> None:
+        if self.total == 0:
+            self._hash_result = "sha256:" + hashlib.sha256().hexdigest()
+        actual = self._hash_result
+        if actual is None:
+            raise RegistryError("download ended before its data was hashed")
+        if actual != self.digest:
+            log.warning("%s: digest mismatch, got %s; deleting the download", self.digest, actual)
+            self.actual_digest = actual
+            self._remove_partial_files()
+            return
+        os.fdatasync(fd)
+        for path in state_paths(self.partial):
+            path.unlink(missing_ok=True)
+        os.chmod(self.partial, 0o644)
+        os.replace(self.partial, self.path)
+        fsync_directory(self.path.parent)
+
+
+# --- downloads shared between pulls ---------------------------------------------------------------
+
+_downloads: dict[str, BlobDownload] = {}
+_downloads_lock = threading.Lock()
+
+
+def join_download(store: ModelStore, digest: str, client: RegistryClient, url: str, size_hint: int = 0
+                  ) -> BlobDownload:
+    """The running download of this blob in this store, or a new one; call `release` when done."""
+    key = str(store.blobs.path(digest))
+    with _downloads_lock:
+        download = _downloads.get(key)
+        if download is None:
+            download = BlobDownload(store, digest, client, url, size_hint)
+            _downloads[key] = download
+            download.start()
+        download.references += 1
+        return download
+
+
+def release(download: BlobDownload) -> None:
+    """A waiter leaves; the last one out cancels an unfinished download (its state stays on disk)."""
+    with _downloads_lock:
+        download.references -= 1
+        if download.references > 0 or download.done.is_set():
+            return
+        if _downloads.get(str(download.path)) is download:
+            del _downloads[str(download.path)]
+    download.request_cancel()
+
+
+def _forget(download: BlobDownload) -> None:
+    with _downloads_lock:
+        if _downloads.get(str(download.path)) is download:
+            del _downloads[str(download.path)]
+
+
+def wait_all(timeout: float = 5.0) -> None:
+    """For tests: wait until no download is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _downloads_lock:
+            if not _downloads:
+                return
+        time.sleep(0.02)
