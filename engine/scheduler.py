@@ -62,7 +62,7 @@ class ModelSpec:
     adapters: tuple[str, ...] = ()
     projectors: tuple[str, ...] = ()
     train_ctx: int = 0
-    embedding_only: bool = False
+    embedding: bool = False  # load for embeddings (one sequence, pooled outputs) instead of generation
     vision: bool = False
 
 
@@ -201,7 +201,7 @@ class Scheduler:
             self._pending -= 1
 
     def _parallel(self, spec: ModelSpec) -> int:
-        return 1 if spec.embedding_only else self.num_parallel
+        return 1 if spec.embedding else self.num_parallel
 
     async def _plan(self, spec: ModelSpec, opts: Options, load_key: tuple) -> Estimate:
         info = await asyncio.to_thread(read_gguf, spec.model_path)
@@ -224,7 +224,7 @@ class Scheduler:
             use_mmap=opts.use_mmap,
             num_thread=opts.num_thread,
             adapters=list(spec.adapters),
-            embedding=spec.embedding_only,
+            embedding=spec.embedding,
             flash_attn=self.flash_attention,
             kv_cache_type=self.kv_cache_type,
         )

@@ -60,7 +60,7 @@ def model_spec(resolved: Resolved) -> ModelSpec:
         adapters=tuple(str(p) for p in model.adapter_paths),
         projectors=tuple(str(p) for p in model.projector_paths),
         train_ctx=info.context_length or 0,
-        embedding_only=EMBEDDING in resolved.capabilities and COMPLETION not in resolved.capabilities,
+        embedding=EMBEDDING in resolved.capabilities and COMPLETION not in resolved.capabilities,
         vision="vision" in resolved.capabilities,
     )
 
