@@ -5,7 +5,7 @@ the runner with 4 and 8 concurrent streams (parallel=8). Greedy sampling on raw 
 starts differently so neither side reuses a cached prefix. Direct and runner trials alternate, so that
 noise from other work on the machine hits both alike; medians are reported.
 
-    .venv/bin/python bench/runner.py [--gguf PATH] [--tokens 128] [--trials 5] [--flash-attn on|off]
+    .venv/bin/python bench/runner.py [--gguf PATH] [--tokens 128] [--trials 7] [--flash-attn on|off]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gguf", default=str(DEFAULT_GGUF))
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=7)
     parser.add_argument("--flash-attn", choices=["on", "off"], default="on",
                         help="for both sides; 'on' is what the runner's default (auto) picks on CPU")
     args = parser.parse_args()

@@ -100,8 +100,11 @@ class StepLoop:
             tokens = fit_prompt(tokens, self.num_ctx, num_keep, request.truncate)
             sampler = Sampler(self.model, SamplingParams.from_options(options), num_ctx=self.num_ctx,
                               grammar=request.grammar)
-        except (PromptError, LlamaError) as err:
-            self.emit(Reply(request_id, Failure(str(err), getattr(err, "status", 500))))
+        except PromptError as err:
+            self.emit(Reply(request_id, Failure(str(err), err.status)))
+            return
+        except LlamaError as err:  # e.g. a grammar that does not parse
+            self.emit(Reply(request_id, Failure(str(err))))
             return
         sampler.accept_prompt(tokens)
         slot = self.slots.acquire(tokens)

@@ -177,3 +177,10 @@ def test_repeat_penalty_changes_greedy_output(aio: Aio, runner) -> None:
     penalised = aio.run(complete(runner, prompt, options={"num_predict": 20, "repeat_penalty": 1.8,
                                                           "repeat_last_n": -1}))
     assert plain.text != penalised.text
+
+
+def test_a_grammar_that_does_not_parse_fails_only_its_request(aio: Aio, runner) -> None:
+    with pytest.raises(RunnerError) as caught:
+        aio.run(complete(runner, "Hello", grammar="root ::= ("))
+    assert caught.value.status == 500
+    assert aio.run(complete(runner, "Hello", options={"num_predict": 1})).done.eval_count == 1
