@@ -75,8 +75,9 @@ def with_pooling_type(source: Path, destination: Path, pooling: int = POOLING_ME
     return destination
 
 
-def upload_and_create(url: str, name: str, path: Path) -> None:
-    data = path.read_bytes()
+def upload_and_create(url: str, name: str, path: Path, padding: int = 0) -> None:
+    """Upload a GGUF (padded, to make it a different blob) and create `name` from it."""
+    data = path.read_bytes() + b"\0" * padding
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     assert httpx.post(f"{url}/api/blobs/{digest}", content=data, timeout=120).status_code in (200, 201)
     r = httpx.post(f"{url}/api/create", json={"model": name, "files": {"model.gguf": digest}, "stream": False},
