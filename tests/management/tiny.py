@@ -1,0 +1,110 @@
+"""Small Hugging Face-style model directories written by the tests: safetensors weights, config.json,
+tokenizer.json. Random weights: the point is the conversion, not the text."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+SMOLLM_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray], bf16: bool = False) -> None:
+    """A safetensors file: 8-byte header length, JSON header, then the data (F32, F16 or BF16)."""
+    header: dict = {"__metadata__": {"format": "pt"}}
+    blobs, offset = [], 0
+    for name, array in tensors.items():
+        if array.dtype == np.float32 and bf16 and array.ndim > 1:
+            data, dtype = (array.view(np.uint32) >> 16).astype(np.uint16).tobytes(), "BF16"
+        else:
+            data, dtype = array.tobytes(), {"float32": "F32", "float16": "F16", "int64": "I64"}[str(array.dtype)]
+        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+
+
+def _byte_level_alphabet() -> list[str]:
+    """GPT-2's bytes_to_unicode: printable bytes map to themselves, the others to U+0100 onwards."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    mapping, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            mapping[b] = chr(b)
+        else:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return [mapping[b] for b in range(256)]
+
+
+def byte_level_tokenizer() -> dict:
+    """A byte-level BPE tokenizer.json: 256 byte tokens, a few merges, and the special tokens."""
+    vocab = {ch: i for i, ch in enumerate(_byte_level_alphabet())}
+    merges = [["Ġ", "t"], ["h", "e"], ["Ġt", "he"], ["i", "n"], ["Ġ", "a"]]
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    added = [{"id": len(vocab) + i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, s in enumerate(specials)]
+    return {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        "post_processor": None, "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "vocab": vocab, "merges": merges},
+    }
+
+
+def write_tiny_llama(directory: Path, *, hidden: int = 256, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+                     ffn: int = 512, seed: int = 0, bf16: bool = False) -> Path:
+    """A LlamaForCausalLM with random weights (tied embeddings, as SmolLM has) and a byte-level tokenizer."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = byte_level_tokenizer()
+    vocab = len(tokenizer["model"]["vocab"]) + len(tokenizer["added_tokens"])
+    rng = np.random.default_rng(seed)
+    head_dim = hidden // heads
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+    tensors = {"model.embed_tokens.weight": w(vocab, hidden), "model.norm.weight": np.ones(hidden, np.float32)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        tensors |= {
+            p + "input_layernorm.weight": np.ones(hidden, np.float32),
+            p + "post_attention_layernorm.weight": np.ones(hidden, np.float32),
+            p + "self_attn.q_proj.weight": w(heads * head_dim, hidden),
+            p + "self_attn.k_proj.weight": w(kv_heads * head_dim, hidden),
+            p + "self_attn.v_proj.weight": w(kv_heads * head_dim, hidden),
+            p + "self_attn.o_proj.weight": w(hidden, heads * head_dim),
+            p + "mlp.gate_proj.weight": w(ffn, hidden),
+            p + "mlp.up_proj.weight": w(ffn, hidden),
+            p + "mlp.down_proj.weight": w(hidden, ffn),
+        }
+    write_safetensors(directory / "model.safetensors", tensors, bf16=bf16)
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+        "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0, "vocab_size": vocab, "tie_word_embeddings": True, "hidden_act": "silu",
+        "bos_token_id": vocab - 3, "eos_token_id": vocab - 3, "torch_dtype": "float32",
+    }
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    (directory / "tokenizer.json").write_text(json.dumps(tokenizer))
+    (directory / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": "<|endoftext|>", "eos_token": "<|im_end|>", "unk_token": "<|endoftext|>",
+        "add_bos_token": False, "chat_template": SMOLLM_CHAT_TEMPLATE,
+    }))
+    return directory
