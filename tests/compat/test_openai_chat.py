@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Literal
 
 import httpx
@@ -272,3 +273,18 @@ def test_bad_input(http: httpx.Client, oai: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         oai.chat.completions.create(model="m", messages=HI, response_format={"type": "json_schema", "json_schema": {
             "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "nonsense"}}}}})
+
+
+def test_a_dropped_stream_frees_the_slot(http: httpx.Client) -> None:
+    """One slot per model (OLLAMA_NUM_PARALLEL=1): a client that goes away mid-stream must not keep it."""
+    long = {"model": "m", "messages": [{"role": "user", "content": "Write a very long story."}], "max_tokens": 3000,
+            "temperature": 0, "stream": True}
+    for path, body in (("/v1/chat/completions", long), ("/v1/messages", {**long, "max_tokens": 3000})):
+        with http.stream("POST", path, json=body) as response:
+            for index, _ in enumerate(response.iter_lines()):
+                if index == 6:
+                    break
+        started = time.perf_counter()
+        r = http.post("/v1/chat/completions", json={"model": "m", "messages": HI, "max_tokens": 2})
+        assert r.status_code == 200
+        assert time.perf_counter() - started < 15
