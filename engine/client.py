@@ -112,10 +112,10 @@ class RunnerProcess:
         try:
             outcome = await _await_load(reader, load_timeout, last_error)
         except BaseException:
-            await _reap(process, writer, stderr_task)
+            await _reap(process, writer, stderr_task, grace=0)
             raise
-        if not isinstance(outcome, RunnerInfo):  # the runner exited, with or without a word
-            await _reap(process, writer, stderr_task)
+        if not isinstance(outcome, RunnerInfo):  # the runner is exiting, with or without a word
+            await _reap(process, writer, stderr_task, grace=CLOSE_GRACE_SECONDS)
             if isinstance(outcome, LoadFailed):
                 raise RunnerError(f"llama runner process has terminated: {outcome.message}")
             raise RunnerError(_termination_message(process.returncode, last_error))
@@ -132,16 +132,10 @@ class RunnerProcess:
 
     async def close(self) -> None:
         """Stop the process (its memory goes back to the OS); kills it if it does not stop in time."""
-        if not self._closing and self._exit_error is None:
-            self._closing = True
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                self._writer.write(encode_frame(Shutdown()))
+        if self.alive:
+            self._send(Shutdown())
         self._closing = True
-        try:
-            await asyncio.wait_for(self.process.wait(), CLOSE_GRACE_SECONDS)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+        await _stop(self.process, grace=CLOSE_GRACE_SECONDS)
         await self.wait_closed()
 
     async def wait_closed(self) -> None:
@@ -251,12 +245,20 @@ async def _await_load(reader: asyncio.StreamReader, load_timeout: float | None,
                 return message
 
 
+async def _stop(process: asyncio.subprocess.Process, *, grace: float) -> None:
+    """Wait up to `grace` seconds for the process to exit, then kill it."""
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
 async def _reap(process: asyncio.subprocess.Process, writer: asyncio.StreamWriter,
-                stderr_task: asyncio.Task[None]) -> None:
+                stderr_task: asyncio.Task[None], *, grace: float) -> None:
     writer.close()
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
-    await process.wait()
+    await _stop(process, grace=grace)
     await stderr_task
 
 

@@ -35,6 +35,14 @@ def test_not_a_gguf_fails_to_load_with_the_reason(aio: Aio, tmp_path: Path) -> N
     assert str(bogus) in str(caught.value)
 
 
+def test_a_load_that_stalls_times_out_and_the_process_is_killed(aio: Aio, tmp_path: Path) -> None:
+    never_written = tmp_path / "model.gguf"
+    os.mkfifo(never_written)  # opening it for reading blocks: the load makes no progress
+    with pytest.raises(RunnerError) as caught:
+        aio.run(RunnerProcess.start(LoadSpec(str(never_written), num_ctx=256, parallel=1), load_timeout=1.0))
+    assert str(caught.value).startswith("timed out waiting for llama runner to start - progress 0.00")
+
+
 def test_tokenize_and_detokenize_round_trip(aio: Aio, single: RunnerProcess) -> None:
     tokens = aio.run(single.tokenize("<|im_start|>user\nhello world", parse_special=True))
     assert tokens[0] == 1  # <|im_start|> parsed as one special token
