@@ -247,6 +247,9 @@ class CreateRequest(_Request):
     messages: list[Message] | None = None
     quantize: str = ""
     quantization: str = ""
+    renderer: str = ""
+    parser: str = ""
+    requires: str = ""
     stream: bool | None = None
 
 

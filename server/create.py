@@ -1,16 +1,22 @@
-"""POST /api/create: build a model's layers and manifest from GGUF files or another model."""
+"""POST /api/create: build a model's layers and manifest from GGUF files, a safetensors directory or another
+model, optionally quantized, with adapters and the text/JSON layers of a Modelfile."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.template import Template, TemplateError, named_template
 from modelstore import gguf
+from modelstore.blobs import InvalidDigest, fsync_directory
 from modelstore.layers import layer_from_blob, layer_status, messages_layer, new_layer, params_layer
 from modelstore.manifest import (
     MEDIA_ADAPTER,
@@ -29,12 +35,13 @@ from modelstore.manifest import (
 )
 from modelstore.names import Name, parse_name
 from modelstore.store import ModelStore
-from registry.pull import pull_model
 from server.api import CreateRequest
+from server.convert import ConvertError, convert_model
 from server.http import APIError
-from server.routes.registry import api_errors
+from server.quantize import SOURCE_TYPES, QuantizeError, parse_file_type, quantize
 
-QUANTIZE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_K_S", "Q4_K_M")
+# The digest field of quantize progress lines: Ollama sends 19 zeros.
+ZERO_DIGEST = "0" * 19
 
 
 def _valid_relative_path(path: str) -> bool:
@@ -48,12 +55,14 @@ def _valid_relative_path(path: str) -> bool:
 
 def check_create_request(req: CreateRequest) -> Name:
     """The checks Ollama makes before any progress is streamed (each a plain 400)."""
-    for files in (req.files or {}, req.adapters or {}):
-        for path, digest in files.items():
-            if not _valid_relative_path(path):
-                raise APIError("file path must be relative", 400)
-            if not digest:
-                raise APIError("invalid digest format", 400)
+    for path, digest in (req.files or {}).items():
+        if not _valid_relative_path(path):
+            raise APIError("file path must be relative", 400)
+        if not digest:
+            raise APIError("invalid digest format", 400)
+    for digest in (req.adapters or {}).values():
+        if not digest:
+            raise APIError("invalid digest format", 400)
     name = parse_name(req.model or req.name)
     if not name.is_valid():
         raise APIError("invalid model name", 400)
@@ -68,6 +77,8 @@ class _Builder:
         self.layers: list[Layer] = []
         self.statuses: dict[str, str] = {}  # layer digest -> status line shown for it
         self.config = ConfigV2()
+        self.base_config: ConfigV2 | None = None  # a `from` model's config, for models without a GGUF layer
+        self.written: list[str] = []  # model blobs this create wrote (conversion, quantization)
 
     def add(self, layer: Layer, status: str) -> None:
         self.layers.append(layer)
@@ -83,6 +94,13 @@ class _Builder:
         removed = [layer for layer in self.layers if layer.media_type in media_types]
         self.layers = [layer for layer in self.layers if layer.media_type not in media_types]
         return removed
+
+    def discard_written(self, keep: frozenset[str] | set[str] = frozenset()) -> None:
+        """Delete the model blobs this create wrote that no manifest (and no kept layer) uses."""
+        unused = [digest for digest in self.written if digest not in keep]
+        self.written = [digest for digest in self.written if digest in keep]
+        if unused:
+            self.store.remove_unreferenced(unused)
 
 
 def _gguf_media_type(info: gguf.GGUFInfo) -> str:
@@ -113,37 +131,104 @@ def _files_kind(store: ModelStore, files: dict[str, str]) -> str:
     raise APIError("unknown type", 400)
 
 
-async def _from_files(b: _Builder, files: dict[str, str]) -> AsyncIterator[dict]:
+def _blob(store: ModelStore, digest: str) -> Path:
+    """The blob behind an uploaded file's digest. Ollama reports a missing one with its open error
+    (and status 500); it is the client's mistake, so it is a 400 here."""
+    try:
+        blob = store.blobs.path(digest)
+    except InvalidDigest as e:
+        raise APIError(str(e), 400) from None
+    if not blob.is_file():
+        raise APIError(f"open {blob}: no such file or directory", 400)
+    return blob
+
+
+def _store_file(store: ModelStore, path: Path) -> tuple[str, bool]:
+    """Move a finished file (in the blobs directory) onto its digest; returns (digest, created)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    name = "sha256:" + digest.hexdigest()
+    final = store.blobs.path(name)
+    if final.exists():
+        path.unlink()
+        os.utime(final)
+        return name, False
+    os.chmod(path, 0o644)
+    os.replace(path, final)
+    fsync_directory(store.blobs.directory)
+    return name, True
+
+
+def _temp_blob_path(store: ModelStore) -> Path:
+    """A new file in the blobs directory; startup pruning removes it if a crash leaves it behind."""
+    store.blobs.directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="sha256-", dir=store.blobs.directory)
+    os.close(fd)
+    return Path(name)
+
+
+async def _from_files(b: _Builder, files: dict[str, str], quantize_type: str) -> AsyncIterator[dict]:
     kind = _files_kind(b.store, files)
     if kind == "safetensors":
-        raise APIError("creating a model from safetensors is not supported yet", 400)
+        async for item in _from_safetensors(b, files, quantize_type):
+            yield item
+        return
+    infos = []
     for path in sorted(files):
         yield {"status": "parsing GGUF"}
+        if len(infos) == 0:
+            _quantize_target(quantize_type)
         digest = files[path]
-        try:
-            blob = b.store.blobs.path(digest)
-        except ValueError as e:
-            raise APIError(str(e), 400) from None
-        if not blob.exists():
-            raise APIError(f"open {blob}: no such file or directory", 500)
+        blob = _blob(b.store, digest)
         if not gguf.is_gguf(blob):
             raise APIError("supplied file was not in GGUF format", 400)
-        info = await asyncio.to_thread(gguf.read_gguf, blob)
-        media_type = _gguf_media_type(info)
-        b.add(layer_from_blob(b.store, digest, media_type), f"using existing layer {digest}")
-        if media_type == MEDIA_MODEL:
-            _config_from_gguf(b.config, info)
-            _autodetect_template(b, info)
+        info = await asyncio.to_thread(_read_gguf, blob)
+        b.add(layer_from_blob(b.store, digest, _gguf_media_type(info)), f"using existing layer {digest}")
+        infos.append(info)
+    for info in infos:
+        _autodetect_template(b, info)
 
 
-def _config_from_gguf(config: ConfigV2, info: gguf.GGUFInfo) -> None:
-    arch = info.architecture or "unknown"
-    config.model_format = config.model_format or "gguf"
-    config.model_family = config.model_family or arch
-    config.model_type = config.model_type or gguf.human_number(info.parameter_count)
-    file_type = info.file_type
-    config.file_type = config.file_type or (gguf.file_type_name(file_type) if file_type else "unknown")
-    config.model_families = [*(config.model_families or []), arch]
+def _read_gguf(path: Path) -> gguf.GGUFInfo:
+    try:
+        return gguf.read_gguf(path)
+    except gguf.GGUFError as e:
+        raise APIError(str(e), 400) from None
+
+
+async def _from_safetensors(b: _Builder, files: dict[str, str], quantize_type: str) -> AsyncIterator[dict]:
+    """Ollama's convertFromSafetensors: the blobs are linked under their file names into a temporary
+    directory, converted to an F16 GGUF, and that becomes the model layer."""
+    yield {"status": "converting model"}
+    _quantize_target(quantize_type)
+    blobs = {path: _blob(b.store, digest) for path, digest in files.items()}
+    b.store.root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ollama-safetensors", dir=b.store.root))
+    try:
+        for path, blob in blobs.items():
+            link = workdir / path
+            try:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(blob, link)
+            except OSError:
+                raise APIError(f"file path must be relative: {path}", 400) from None
+        output = _temp_blob_path(b.store)
+        try:
+            await asyncio.to_thread(convert_model, workdir, output)
+            digest, created = await asyncio.to_thread(_store_file, b.store, output)
+        except ConvertError as e:
+            raise APIError(str(e), 400) from None
+        finally:
+            output.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if created:
+        b.written.append(digest)
+    layer = Layer(media_type=MEDIA_MODEL, digest=digest, size=b.store.blobs.size(digest))
+    b.add_created(layer, created)
+    _autodetect_template(b, await asyncio.to_thread(_read_gguf, b.store.blobs.path(digest)))
 
 
 def _autodetect_template(b: _Builder, info: gguf.GGUFInfo) -> None:
@@ -157,6 +242,24 @@ def _autodetect_template(b: _Builder, info: gguf.GGUFInfo) -> None:
     b.add(layer, f"using autodetected template {named.name}")
     if named.parameters:
         b.add_created(*params_layer(b.store, named.parameters))
+
+
+async def _from_adapters(b: _Builder, adapters: dict[str, str]) -> AsyncIterator[dict]:
+    """Adapter files: one LoRA GGUF (`general.type` adapter), stored as an adapter layer."""
+    if not adapters:
+        return
+    if _files_kind(b.store, adapters) == "safetensors":
+        raise APIError("converting safetensors adapters is not supported; convert the LoRA to GGUF first", 400)
+    if len(adapters) > 1:
+        raise APIError("only one adapter is currently supported", 400)
+    for path in sorted(adapters):
+        yield {"status": "parsing GGUF"}
+        digest = adapters[path]
+        blob = _blob(b.store, digest)
+        if not gguf.is_gguf(blob):
+            raise APIError("supplied file was not in GGUF format", 400)
+        info = await asyncio.to_thread(_read_gguf, blob)
+        b.add(layer_from_blob(b.store, digest, _gguf_media_type(info)), f"using existing layer {digest}")
 
 
 def _from_model(b: _Builder, source: Name) -> None:
@@ -174,6 +277,92 @@ def _from_model(b: _Builder, source: Name) -> None:
         model_type=base.model_type, file_type=base.file_type, renderer=base.renderer, parser=base.parser,
         requires=base.requires, capabilities=base.capabilities,
     )
+
+
+def _inherit_from_base(b: _Builder) -> None:
+    """Of a `from` model's config Ollama keeps only renderer, parser, requires, format and capabilities;
+    family, size and quantization are derived again from the model layer."""
+    base = b.config
+    b.base_config = base
+    b.config = ConfigV2(model_format=base.model_format, renderer=base.renderer, parser=base.parser,
+                        requires=base.requires, capabilities=base.capabilities)
+
+
+def _quantize_target(quantize_type: str) -> str | None:
+    if not quantize_type:
+        return None
+    try:
+        return parse_file_type(quantize_type)
+    except QuantizeError as e:
+        raise APIError(str(e), 400) from None
+
+
+def _source_type_name(info: gguf.GGUFInfo) -> str:
+    file_type = info.file_type
+    if file_type == 0:
+        return "F32"  # Ollama calls a 0 file type unknown and refuses it; it is F32
+    return gguf.file_type_name(file_type) if file_type is not None else "unknown"
+
+
+async def _model_layers(b: _Builder, quantize_type: str) -> AsyncIterator[dict]:
+    """Quantize the model layers if asked, then derive the config from them (Ollama's createModel loop)."""
+    want = _quantize_target(quantize_type)
+    derived = False
+    for index, layer in enumerate(list(b.layers)):
+        if layer.media_type != MEDIA_MODEL:
+            continue
+        path = b.store.blobs.path(layer.digest)
+        if not gguf.is_gguf(path):
+            continue
+        info = await asyncio.to_thread(_read_gguf, path)
+        if want is not None:
+            source = _source_type_name(info)
+            if source not in SOURCE_TYPES:
+                raise APIError("quantization is only supported for F16, BF16 and F32 models", 400)
+            if source != want:
+                async for item in _quantize_layer(b, index, layer, source, want):
+                    yield item
+                info = await asyncio.to_thread(_read_gguf, b.store.blobs.path(b.layers[index].digest))
+        _config_from_gguf(b.config, info)
+        derived = True
+    if not derived and b.base_config is not None:
+        base = b.base_config
+        b.config.model_family = base.model_family
+        b.config.model_families = base.model_families
+        b.config.model_type = base.model_type
+        b.config.file_type = base.file_type
+
+
+async def _quantize_layer(b: _Builder, index: int, layer: Layer, source: str, want: str) -> AsyncIterator[dict]:
+    status = f"quantizing {source} model to {want}"
+    output = _temp_blob_path(b.store)
+    try:
+        async for done, count in quantize(b.store.blobs.path(layer.digest), output, want):
+            yield {"status": status, "digest": ZERO_DIGEST, "total": layer.size,
+                   "completed": int(done / count * layer.size) if count else 0}
+        yield {"status": "verifying conversion"}
+        digest, created = await asyncio.to_thread(_store_file, b.store, output)
+    except QuantizeError as e:
+        raise APIError(str(e), 500) from None
+    finally:
+        output.unlink(missing_ok=True)
+    if created:
+        b.written.append(digest)
+    quantized = Layer(media_type=MEDIA_MODEL, digest=digest, size=b.store.blobs.size(digest))
+    b.layers[index] = quantized
+    b.statuses[digest] = layer_status(quantized, created)
+    # The unquantized conversion is not kept.
+    b.discard_written(keep={la.digest for la in b.layers})
+
+
+def _config_from_gguf(config: ConfigV2, info: gguf.GGUFInfo) -> None:
+    arch = info.architecture or "unknown"
+    config.model_format = config.model_format or "gguf"
+    config.model_family = config.model_family or arch
+    config.model_type = config.model_type or gguf.human_number(info.parameter_count)
+    file_type = info.file_type
+    config.file_type = config.file_type or (gguf.file_type_name(file_type) if file_type else "unknown")
+    config.model_families = [*(config.model_families or []), arch]
 
 
 def _read_params(b: _Builder, layers: list[Layer]) -> dict[str, Any]:
@@ -212,49 +401,42 @@ def _with_base64_images(message: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def _check_quantize(b: _Builder, quantize: str) -> None:
-    if not quantize:
-        return
-    want = quantize.upper()
-    want = "Q4_K_M" if want == "Q4_K" else want
-    if want not in QUANTIZE_TYPES:
-        raise APIError(
-            f"unsupported quantization type {want} - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0", 400
-        )
-    if b.config.file_type not in ("F16", "BF16", "F32", "unknown"):
-        raise APIError("quantization is only supported for F16, BF16 and F32 models", 400)
-    if b.config.file_type != want:
-        raise APIError("quantization is not supported yet", 400)
-
-
 async def create_model(store: ModelStore, req: CreateRequest, name: Name, *, noprune: bool) -> AsyncIterator[dict]:
-    """Progress lines of a create; the manifest is written last, so a failure leaves no model."""
+    """Progress lines of a create; the manifest is written last, so a failure leaves no model (and the
+    model blobs this create converted or quantized are removed again)."""
     if not req.from_ and not req.files:
         raise APIError("neither 'from' or 'files' was specified", 400)
+    quantize_type = req.quantize or req.quantization
     b = _Builder(store)
-    if req.from_:
-        source = parse_name(req.from_)
-        if not source.is_valid():
-            raise APIError("invalid model name", 400)
-        if store.read_manifest(store.canonical_name(source)) is None:
-            # As Ollama: a missing base model is pulled (over https), its progress part of this stream.
-            async for item in api_errors(pull_model(store, source, noprune=noprune)):
+    try:
+        if req.from_:
+            source = parse_name(req.from_)
+            if not source.is_valid():
+                raise APIError("invalid model name", 400)
+            _quantize_target(quantize_type)
+            _from_model(b, source)
+            _inherit_from_base(b)
+        else:
+            async for item in _from_files(b, req.files or {}, quantize_type):
                 yield item
-        _from_model(b, source)
-    else:
-        async for item in _from_files(b, req.files or {}):
+        async for item in _from_adapters(b, req.adapters or {}):
             yield item
-    _check_quantize(b, req.quantize or req.quantization)
-    for _, digest in sorted((req.adapters or {}).items()):
-        b.add(layer_from_blob(store, digest, MEDIA_ADAPTER), f"using existing layer {digest}")
-    _apply_overrides(b, req)
-    for layer in b.layers:
-        yield {"status": b.statuses[layer.digest]}
-    config_layer, _ = new_layer(store, b.config.to_bytes(), MEDIA_CONFIG)
-    yield {"status": "writing manifest"}
-    name = store.canonical_name(name)
-    previous = store.read_manifest(name)
-    await asyncio.to_thread(store.write_manifest, name, Manifest(config=config_layer, layers=b.layers, raw=None))
+        async for item in _model_layers(b, quantize_type):
+            yield item
+        for field in ("renderer", "parser", "requires"):
+            if getattr(req, field, ""):
+                setattr(b.config, field, getattr(req, field))
+        _apply_overrides(b, req)
+        for layer in b.layers:
+            yield {"status": b.statuses[layer.digest]}
+        config_layer, _ = new_layer(store, b.config.to_bytes(), MEDIA_CONFIG)
+        yield {"status": "writing manifest"}
+        name = store.canonical_name(name)
+        previous = store.read_manifest(name)
+        await asyncio.to_thread(store.write_manifest, name, Manifest(config=config_layer, layers=b.layers, raw=None))
+    except BaseException:
+        b.discard_written()
+        raise
     if previous is not None and not noprune:
         old = {layer.digest for layer in previous.layers} | {previous.config.digest}
         store.remove_unreferenced(old)
