@@ -3,24 +3,24 @@
 * `m`: the bundled SmolLM2 (a completion model; no tools, no thinking, no insert);
 * `tm`: SmolLM2 with a Go template that renders `.Tools` and tool calls (capability `tools`);
 * `fim`: SmolLM2 with a template that renders `.Suffix` (capability `insert`);
-* `e` (on demand): a copy of the SmolLM2 GGUF with `llama.pooling_type` set, so an embedding model.
+* `e` (on demand): a copy of the SmolLM2 GGUF with `llama.pooling_type` set, so an embedding model
+  (probe C7 uses it; SmolLM2 itself is tried too, as a generative model used for embeddings).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
-import gguf
 import httpx
 import openai
 import pytest
 
 from tests.conftest import Server, start_server
+from tests.ggufs import embedding_gguf
 
 TOOLS_TEMPLATE = """{{- if .Tools }}<|im_start|>system
 You can call these functions:
@@ -43,8 +43,6 @@ To call one, answer with {"name": <function name>, "arguments": <arguments objec
 FIM_TEMPLATE = ("{{- if .Suffix }}<fim_prefix>{{ .Prompt }}<fim_suffix>{{ .Suffix }}<fim_middle>"
                 "{{- else }}{{ .Prompt }}{{ end }}")
 
-POOLING_MEAN = 1
-
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
@@ -52,27 +50,6 @@ TOOLS = [{"type": "function", "function": {
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6300010000050001"
     "0d0a2db40000000049454e44ae426082")).decode()
-
-
-def with_pooling_type(source: Path, destination: Path, pooling: int = POOLING_MEAN) -> Path:
-    """Copy a GGUF with one more key, `<arch>.pooling_type`, which makes it an embedding model.
-
-    The key goes first in the key/value section; tensor offsets are relative to the data section, so
-    only the padding before it has to be recomputed."""
-    reader = gguf.GGUFReader(source)
-    arch_field = reader.fields["general.architecture"]
-    arch = bytes(arch_field.parts[arch_field.data[0]]).decode()
-    last = reader.tensors[-1].field
-    infos_end = int(last.offset) + sum(int(part.nbytes) for part in last.parts)
-    key = f"{arch}.pooling_type".encode()
-    entry = struct.pack("<Q", len(key)) + key + struct.pack("<II", gguf.GGUFValueType.UINT32, pooling)
-    raw = source.read_bytes()
-    (kv_count,) = struct.unpack_from("<Q", raw, 16)
-    padding = -(infos_end + len(entry)) % reader.alignment
-    with destination.open("wb") as out:
-        out.write(raw[:16] + struct.pack("<Q", kv_count + 1) + entry + raw[24:infos_end] + b"\0" * padding)
-        out.write(memoryview(raw)[reader.data_offset:])
-    return destination
 
 
 def upload_and_create(url: str, name: str, path: Path, padding: int = 0) -> None:
@@ -107,8 +84,8 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="package")
 def embedding_model(compat_server: Server, smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """`e`, an embedding model made from the SmolLM2 GGUF by setting its pooling type."""
-    path = with_pooling_type(smollm2_gguf, tmp_path_factory.mktemp("pooling") / "e.gguf")
+    """`e`, an embedding model: the SmolLM2 GGUF rewritten with a pooling type (tests/ggufs.py)."""
+    path = embedding_gguf(smollm2_gguf, tmp_path_factory.mktemp("pooling") / "e.gguf")
     upload_and_create(compat_server.url, "e", path)
     return "e"
 
