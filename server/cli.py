@@ -9,6 +9,7 @@ import sys
 
 import uvicorn
 
+from server.cli_models import add_commands as add_model_commands
 from server.envconfig import load_settings
 
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--bundled", action="store_true",
                               help="make the bundled SmolLM2 model available as smollm2:135m")
     serve_parser.set_defaults(run=serve)
+    add_model_commands(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from engine.capabilities import model_capabilities
 from modelstore import gojson
 from modelstore.blobs import DigestMismatch, InvalidDigest
+from modelstore.gguf import is_gguf, read_gguf
 from modelstore.model import Model, load_model
 from modelstore.modelfile import format_show_parameters, render_show_modelfile
 from modelstore.names import parse_name
@@ -124,6 +125,13 @@ def _show_body(model: Model, req: ShowRequest, root: Any) -> dict[str, Any]:
         body["messages"] = [{"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages]
     info = model.gguf()
     body["model_info"] = info.show_model_info(verbose=req.verbose) if info is not None else {}
+    if model.projector_paths and is_gguf(model.projector_paths[0]):
+        projector = read_gguf(model.projector_paths[0])
+        # Ollama keeps general.name and the chat template here (it deletes them for model_info only).
+        projector_info = {**projector.kv, "general.parameter_count": projector.parameter_count}
+        if not req.verbose:
+            projector_info = {k: None if isinstance(v, list) and v else v for k, v in projector_info.items()}
+        body["projector_info"] = projector_info
     if info is not None and info.tensors:
         body["tensors"] = [{"name": t.name, "type": t.type_name, "shape": list(t.shape)} for t in info.tensors]
     capabilities = model_capabilities(model)
