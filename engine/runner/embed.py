@@ -1,19 +1,44 @@
-"""Embeddings for a runner loaded with `embedding=True`.
+"""Embeddings: one raw (un-normalised) vector per input; the daemon normalises.
 
-The context pools per sequence: with the GGUF's pooling type, or mean pooling for a generative model that
-has none (Ollama's Go runner returned the last token's state there; a mean over all tokens is the more
-useful sentence vector and what llama.cpp's own embedding tools default to). All inputs of a request go
-through as few decodes as fit, one sequence id per input. Vectors are returned raw: the daemon normalises.
+Two ways, depending on how the runner was loaded:
+
+* `PooledEmbedder`, for an `embedding=True` load: the context pools per sequence, with the GGUF's
+  pooling type, or mean pooling for a generative model that has none. All inputs of a request go through
+  as few decodes as fit, one sequence id per input.
+* `SlotEmbedder`, for a completion load (Ollama accepts /api/embed for any model): each input is decoded
+  in a borrowed idle slot with embeddings switched on for that decode, and its token vectors are averaged
+  — the same mean pooling. Ollama's Go runner returned the last token's state there; the mean is the
+  more useful sentence vector and what llama.cpp's own embedding tools default to.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from engine.protocol import EmbedResult
 from engine.runner.llama import Batch, LlamaContext, LlamaModel
 from engine.runner.loop import INPUT_TOO_LONG, PromptError
 
 
-class Embedder:
+def embedding_tokens(model: LlamaModel, text: str, num_ctx: int, truncate: bool) -> list[int]:
+    """The input's tokens, specials included, cut to the window if `truncate` (else refused when too long)."""
+    tokens = model.tokenize(text, add_special=True, parse_special=True)
+    if not tokens:
+        raise PromptError("cannot embed an empty input", 400)
+    if len(tokens) <= num_ctx:
+        return tokens
+    if not truncate:
+        raise PromptError(INPUT_TOO_LONG, 400)
+    # Cut the text, not the special tokens around it (BOS/CLS in front, EOS/SEP at the end).
+    plain = model.tokenize(text, add_special=False, parse_special=True)
+    specials = len(tokens) - len(plain)
+    head = next((n for n in range(specials + 1) if tokens[n: n + len(plain)] == plain), 0)
+    tail = specials - head
+    body = tokens[head: len(tokens) - tail][: num_ctx - head - tail]
+    return tokens[:head] + body + tokens[len(tokens) - tail:]
+
+
+class PooledEmbedder:
     def __init__(self, model: LlamaModel, ctx: LlamaContext, *, num_ctx: int, max_sequences: int) -> None:
         self.model = model
         self.ctx = ctx
@@ -22,7 +47,7 @@ class Embedder:
         self.batch = Batch(ctx.n_batch)
 
     def embed(self, inputs: list[str], truncate: bool) -> EmbedResult:
-        token_lists = [self._tokens(text, truncate) for text in inputs]
+        token_lists = [embedding_tokens(self.model, text, self.num_ctx, truncate) for text in inputs]
         vectors: list[list[float]] = []
         start = 0
         while start < len(token_lists):
@@ -30,20 +55,6 @@ class Embedder:
             vectors.extend(self._decode_group(group))
             start += len(group)
         return EmbedResult(embeddings=vectors, prompt_eval_count=sum(len(t) for t in token_lists))
-
-    def _tokens(self, text: str, truncate: bool) -> list[int]:
-        tokens = self.model.tokenize(text, add_special=True, parse_special=True)
-        if len(tokens) <= self.num_ctx:
-            return tokens
-        if not truncate:
-            raise PromptError(INPUT_TOO_LONG, 400)
-        # Cut the text, not the special tokens around it (BOS/CLS in front, EOS/SEP at the end).
-        plain = self.model.tokenize(text, add_special=False, parse_special=True)
-        specials = len(tokens) - len(plain)
-        head = next((n for n in range(specials + 1) if tokens[n: n + len(plain)] == plain), 0)
-        tail = specials - head
-        body = tokens[head: len(tokens) - tail][: self.num_ctx - head - tail]
-        return tokens[:head] + body + tokens[len(tokens) - tail:]
 
     def _next_group(self, token_lists: list[list[int]], start: int) -> list[list[int]]:
         group, total = [token_lists[start]], len(token_lists[start])
@@ -67,3 +78,35 @@ class Embedder:
 
     def close(self) -> None:
         self.batch.close()
+
+
+class SlotEmbedder:
+    def __init__(self, model: LlamaModel, ctx: LlamaContext, batch: Batch, *, num_ctx: int) -> None:
+        self.model = model
+        self.ctx = ctx
+        self.batch = batch  # shared with the step loop: embeddings run between its steps
+        self.num_ctx = num_ctx
+
+    def embed(self, inputs: list[str], truncate: bool, seq_id: int) -> EmbedResult:
+        """Embed in sequence `seq_id`, whose KV cache the caller has emptied and gets back empty."""
+        token_lists = [embedding_tokens(self.model, text, self.num_ctx, truncate) for text in inputs]
+        self.ctx.set_embeddings(True)
+        try:
+            vectors = [self._mean_state(tokens, seq_id) for tokens in token_lists]
+        finally:
+            self.ctx.set_embeddings(False)
+        return EmbedResult(embeddings=vectors, prompt_eval_count=sum(len(t) for t in token_lists))
+
+    def _mean_state(self, tokens: list[int], seq_id: int) -> list[float]:
+        total = np.zeros(self.model.n_embd_out, dtype=np.float64)
+        try:
+            for start in range(0, len(tokens), self.batch.capacity):  # causal: chunks see the earlier ones
+                chunk = tokens[start: start + self.batch.capacity]
+                self.batch.clear()
+                for offset, token in enumerate(chunk):
+                    self.batch.add(token, start + offset, seq_id, True)
+                self.ctx.decode(self.batch)
+                total += self.ctx.token_embeddings(len(chunk)).sum(axis=0)
+        finally:
+            self.ctx.seq_rm(seq_id, -1, -1)
+        return (total / len(tokens)).tolist()

@@ -88,6 +88,7 @@ class LlamaModel:
         self.n_vocab: int = lc.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train: int = lc.llama_model_n_ctx_train(model)
         self.n_embd: int = lc.llama_model_n_embd(model)
+        self.n_embd_out: int = lc.llama_model_n_embd_out(model)
         self.n_layer: int = lc.llama_model_n_layer(model)
         self.add_bos: bool = bool(lc.llama_vocab_get_add_bos(self.vocab))
         self.bos: int = lc.llama_vocab_bos(self.vocab)
@@ -227,11 +228,22 @@ class LlamaContext:
         """The logits row of batch token `index` (a view, valid until the next decode)."""
         return np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self.model.n_vocab,))
 
+    def set_embeddings(self, enabled: bool) -> None:
+        lc.llama_set_embeddings(self.ctx, enabled)
+
     def sequence_embedding(self, seq_id: int) -> list[float]:
+        """The pooled vector of a sequence (a context with a pooling type)."""
         pointer = lc.llama_get_embeddings_seq(self.ctx, seq_id)
         if not pointer:
             raise LlamaError("no pooled embedding for the sequence")
-        return pointer[: lc.llama_model_n_embd_out(self.model.model)]
+        return pointer[: self.model.n_embd_out]
+
+    def token_embeddings(self, n_outputs: int) -> np.ndarray:
+        """The last decode's per-token vectors, one row per output (a view, valid until the next decode)."""
+        pointer = lc.llama_get_embeddings(self.ctx)
+        if not pointer:
+            raise LlamaError("no token embeddings: embeddings are off")
+        return np.ctypeslib.as_array(pointer, shape=(n_outputs, self.model.n_embd_out))
 
     def seq_rm(self, seq_id: int, p0: int, p1: int) -> bool:
         """Drop positions [p0, p1) of a sequence (p1 < 0: to the end); False if it cannot be done."""

@@ -10,6 +10,8 @@ import logging
 import queue
 import socket
 import threading
+from collections import deque
+from collections.abc import Callable
 
 from engine.protocol import (
     FRAME_HEADER,
@@ -17,6 +19,7 @@ from engine.protocol import (
     Complete,
     Detokenize,
     Embed,
+    EmbedResult,
     Failure,
     Loaded,
     LoadFailed,
@@ -28,7 +31,7 @@ from engine.protocol import (
     decode_body,
     encode_frame,
 )
-from engine.runner.embed import Embedder
+from engine.runner.embed import PooledEmbedder, SlotEmbedder
 from engine.runner.llama import LlamaError, init_backend
 from engine.runner.load import EMBED_MAX_SEQUENCES, LoadedModel, load_model
 from engine.runner.loop import PromptError, StepLoop
@@ -72,73 +75,117 @@ class Channel:
 
 
 class Runner:
+    """Serves one loaded model: commands in between units of work, blocking on the queue when idle."""
+
     def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
         self.channel = channel
         self.loaded = loaded
-        self.embedder: Embedder | None = None
-        self.loop: StepLoop | None = None
-        if loaded.info.pooling != "none":
-            self.embedder = Embedder(loaded.model, loaded.ctx, num_ctx=loaded.num_ctx,
-                                     max_sequences=EMBED_MAX_SEQUENCES)
-        else:
-            slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.num_ctx)
-            self.loop = StepLoop(loaded.model, loaded.ctx, slots, num_ctx=loaded.num_ctx,
-                                 num_batch=loaded.num_batch, emit=channel.send)
 
     def serve(self) -> None:
         commands = self.channel.commands
         while True:
-            idle = self.loop is None or self.loop.idle
-            pending = [commands.get()] if idle else []
+            pending = [commands.get()] if self.idle else []
             while not commands.empty():
                 pending.append(commands.get_nowait())
             for command in pending:
-                if isinstance(command, Shutdown):
-                    return
-                self._handle(command)
-            if self.loop is not None:
-                self.loop.step()
+                match command:
+                    case Shutdown():
+                        return
+                    case Tokenize(request_id, text, add_special, parse_special):
+                        tokens = self.loaded.model.tokenize(text, add_special=add_special,
+                                                            parse_special=parse_special)
+                        self.reply(request_id, tokens)
+                    case Detokenize(request_id, tokens):
+                        self.reply(request_id, self.loaded.model.detokenize(tokens))
+                    case _:
+                        self.handle(command)
+            self.work()
 
-    def _handle(self, command: object) -> None:
-        match command:
-            case Complete(request_id, request):
-                if self.loop is None:
-                    self._reply(request_id, Failure("this model does not support generate", 400))
-                else:
-                    self.loop.submit(request_id, request)
-            case Cancel(request_id):
-                if self.loop is not None:
-                    self.loop.cancel(request_id)
-            case Tokenize(request_id, text, add_special, parse_special):
-                tokens = self.loaded.model.tokenize(text, add_special=add_special,
-                                                    parse_special=parse_special)
-                self._reply(request_id, tokens)
-            case Detokenize(request_id, tokens):
-                self._reply(request_id, self.loaded.model.detokenize(tokens))
-            case Embed(request_id, inputs, truncate):
-                self._reply(request_id, self._embed(inputs, truncate))
-            case _:
-                log.warning("unknown command %r", command)
+    @property
+    def idle(self) -> bool:
+        return True
 
-    def _embed(self, inputs: list[str], truncate: bool) -> object:
-        if self.embedder is None:
-            return Failure("this model does not support embeddings", 400)
-        try:
-            return self.embedder.embed(inputs, truncate)
-        except PromptError as err:
-            return Failure(str(err), err.status)
-        except LlamaError as err:
-            return Failure(str(err))
+    def handle(self, command: object) -> None:
+        raise NotImplementedError
 
-    def _reply(self, request_id: int, payload: object) -> None:
+    def work(self) -> None:
+        """One unit of work between command checks."""
+
+    def reply(self, request_id: int, payload: object) -> None:
         self.channel.send(Reply(request_id, payload))
 
     def close(self) -> None:
-        if self.loop is not None:
-            self.loop.close()
-        if self.embedder is not None:
-            self.embedder.close()
         self.loaded.close()
+
+
+class CompletionRunner(Runner):
+    def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
+        super().__init__(channel, loaded)
+        self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.num_ctx)
+        self.loop = StepLoop(loaded.model, loaded.ctx, self.slots, num_ctx=loaded.num_ctx,
+                             num_batch=loaded.num_batch, emit=channel.send)
+        self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.num_ctx)
+        self.waiting_embeds: deque[Embed] = deque()  # until a slot is idle
+
+    @property
+    def idle(self) -> bool:
+        return self.loop.idle and not self.waiting_embeds
+
+    def handle(self, command: object) -> None:
+        match command:
+            case Complete(request_id, request):
+                self.loop.submit(request_id, request)
+            case Cancel(request_id):
+                self.loop.cancel(request_id)
+            case Embed():
+                self.waiting_embeds.append(command)
+            case _:
+                log.warning("unknown command %r", command)
+
+    def work(self) -> None:
+        while self.waiting_embeds and (slot := self.slots.borrow_empty()) is not None:
+            embed = self.waiting_embeds.popleft()
+            try:
+                outcome = _embedding_outcome(self.embedder.embed, embed.inputs, embed.truncate, slot.seq_id)
+            finally:
+                self.slots.release(slot)
+            self.reply(embed.request_id, outcome)
+        self.loop.step()
+
+    def close(self) -> None:
+        self.loop.close()
+        super().close()
+
+
+class EmbeddingRunner(Runner):
+    def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
+        super().__init__(channel, loaded)
+        self.embedder = PooledEmbedder(loaded.model, loaded.ctx, num_ctx=loaded.num_ctx,
+                                       max_sequences=EMBED_MAX_SEQUENCES)
+
+    def handle(self, command: object) -> None:
+        match command:
+            case Complete(request_id, _):
+                self.reply(request_id, Failure("this model does not support generate", 400))
+            case Embed(request_id, inputs, truncate):
+                self.reply(request_id, _embedding_outcome(self.embedder.embed, inputs, truncate))
+            case Cancel():
+                pass  # nothing here runs across commands
+            case _:
+                log.warning("unknown command %r", command)
+
+    def close(self) -> None:
+        self.embedder.close()
+        super().close()
+
+
+def _embedding_outcome(embed: Callable[..., EmbedResult], *args: object) -> EmbedResult | Failure:
+    try:
+        return embed(*args)
+    except PromptError as err:
+        return Failure(str(err), err.status)
+    except LlamaError as err:
+        return Failure(str(err))
 
 
 def run(sock: socket.socket) -> int:
@@ -162,7 +209,8 @@ def run(sock: socket.socket) -> int:
         return 1
     channel.send(Loaded(loaded.info))
     channel.start_reader()
-    runner = Runner(channel, loaded)
+    runner_class = EmbeddingRunner if spec.embedding else CompletionRunner
+    runner = runner_class(channel, loaded)
     try:
         runner.serve()
     finally:

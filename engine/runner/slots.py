@@ -52,6 +52,16 @@ class SlotPool:
         slot.busy = True
         return slot
 
+    def borrow_empty(self) -> Slot | None:
+        """The least recently used idle slot, its cache emptied, for work outside the step loop."""
+        idle = [slot for slot in self.slots if not slot.busy]
+        if not idle:
+            return None
+        slot = min(idle, key=lambda s: s.last_used)
+        self.truncate(slot, 0)
+        slot.busy = True
+        return slot
+
     def release(self, slot: Slot) -> None:
         slot.busy = False
         slot.last_used = next(_use_clock)

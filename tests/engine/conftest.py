@@ -72,3 +72,12 @@ def runner(aio: Aio, gguf: Path) -> Iterator[RunnerProcess]:
     process = aio.run(RunnerProcess.start(LoadSpec(str(gguf), num_ctx=512, parallel=4), load_timeout=60))
     yield process
     aio.run(process.close())
+
+
+@pytest.fixture(scope="module")
+def small_batch_runner(aio: Aio, gguf: Path) -> Iterator[RunnerProcess]:
+    """Batches of 16 tokens: prompts and embedding inputs take several decodes."""
+    spec = LoadSpec(str(gguf), num_ctx=128, parallel=2, num_batch=16)
+    process = aio.run(RunnerProcess.start(spec, load_timeout=60))
+    yield process
+    aio.run(process.close())

@@ -184,3 +184,11 @@ def test_a_grammar_that_does_not_parse_fails_only_its_request(aio: Aio, runner) 
         aio.run(complete(runner, "Hello", grammar="root ::= ("))
     assert caught.value.status == 500
     assert aio.run(complete(runner, "Hello", options={"num_predict": 1})).done.eval_count == 1
+
+
+def test_a_prompt_longer_than_a_batch_is_fed_in_chunks(aio: Aio, runner, small_batch_runner) -> None:
+    prompt = CHAT.format("Summarise in one sentence: " + "The river flows past the old mill. " * 6)
+    whole = aio.run(complete(runner, prompt, options={"num_predict": 16}))
+    chunked = aio.run(complete(small_batch_runner, prompt, options={"num_predict": 16}))
+    assert chunked.done.prompt_eval_count > 3 * 16
+    assert chunked.text == whole.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.client import RunnerProcess
-from engine.protocol import CompletionRequest, LoadSpec, RunnerError
-from tests.engine.conftest import Aio
+from engine.protocol import CompletionRequest, EmbedResult, LoadSpec, RunnerError
+from tests.engine.conftest import CHAT, Aio, Completion, complete
 
 NUM_CTX = 64
 
@@ -65,3 +66,35 @@ def test_many_inputs_span_several_decodes(aio: Aio, embedder: RunnerProcess) -> 
     result = aio.run(embedder.embed(texts, truncate=True))
     assert len(result.embeddings) == 40
     assert close(result.embeddings[33], aio.run(embedder.embed([texts[33]], truncate=True)).embeddings[0])
+
+
+def test_a_completion_runner_embeds_with_the_same_mean_pooling(aio: Aio, embedder: RunnerProcess,
+                                                               runner: RunnerProcess) -> None:
+    texts = ["The cat sat on the mat.", "word " * 50]  # both within either runner's window
+    pooled = aio.run(embedder.embed(texts, truncate=True))
+    in_slot = aio.run(runner.embed(texts, truncate=True))
+    assert in_slot.prompt_eval_count == pooled.prompt_eval_count
+    for a, b in zip(in_slot.embeddings, pooled.embeddings, strict=True):
+        assert close(a, b)
+
+
+def test_embedding_between_steps_leaves_a_running_completion_alone(aio: Aio, runner: RunnerProcess) -> None:
+    prompt = CHAT.format("Name five rivers.")
+    alone = aio.run(complete(runner, prompt, options={"num_predict": 24}))
+
+    async def both() -> tuple[Completion, EmbedResult]:
+        stream = asyncio.create_task(complete(runner, prompt + " ", options={"num_predict": 24}))
+        await asyncio.sleep(0.05)
+        return await stream, await runner.embed(["a sentence to embed"] * 3, truncate=True)
+
+    again = aio.run(complete(runner, prompt, options={"num_predict": 24}))
+    during, vectors = aio.run(both())
+    assert again.text == alone.text
+    assert len(vectors.embeddings) == 3 and during.done is not None
+
+
+def test_an_input_longer_than_a_batch_is_embedded_in_chunks(aio: Aio, embedder: RunnerProcess,
+                                                            small_batch_runner: RunnerProcess) -> None:
+    text = "word " * 50  # about 51 tokens: four 16-token decodes
+    chunked = aio.run(small_batch_runner.embed([text], truncate=True))
+    assert close(chunked.embeddings[0], aio.run(embedder.embed([text], truncate=True)).embeddings[0])
