@@ -188,6 +188,32 @@ def write_state(path: Path, data: bytes) -> None:
     os.replace(temp, path)
 
 
+def _load_sync_file_range():
+    """Linux sync_file_range(2): start writeback of a range without waiting (None elsewhere)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.sync_file_range
+        function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        function.restype = ctypes.c_int
+        return function
+    except (OSError, AttributeError):
+        return None
+
+
+_sync_file_range = _load_sync_file_range()
+SYNC_FILE_RANGE_WRITE = 2
+WRITEBACK_STEP = 64 << 20
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Let the disk start on data already verified, so the final fsync has little left to do."""
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+
 def _go_os_error(op: str, path: Path, exc: OSError) -> str:
     reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
     return f"{op} {path}: {reason}"
@@ -586,10 +612,13 @@ class BlobDownload:
         """SHA-256 of the data as it becomes contiguous; restarts when the sequential fallback does."""
         buffer = bytearray(HASH_BUFFER)
         view = memoryview(buffer)
-        epoch, digest, position, index = -1, hashlib.sha256(), 0, 0
+        epoch, digest, position, index, flushed = -1, hashlib.sha256(), 0, 0, 0
         while not self._hash_stop.is_set():
             if epoch != self._hash_epoch:
-                epoch, digest, position, index = self._hash_epoch, hashlib.sha256(), 0, 0
+                epoch, digest, position, index, flushed = self._hash_epoch, hashlib.sha256(), 0, 0, 0
+            if position - flushed >= WRITEBACK_STEP:
+                start_writeback(self._fd, flushed, position - flushed)  # type: ignore[arg-type]
+                flushed = position
             if position >= self.total:
                 self._hash_result = "sha256:" + digest.hexdigest()
                 return
