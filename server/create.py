@@ -110,8 +110,11 @@ def _gguf_media_type(info: gguf.GGUFInfo) -> str:
     if kind in ("projector", "mmproj"):
         return MEDIA_PROJECTOR
     arch = info.architecture
-    if f"{arch}.vision.block_count" in info.kv and f"{arch}.block_count" not in info.kv:
-        return MEDIA_PROJECTOR
+    if f"{arch}.block_count" not in info.kv:
+        if f"{arch}.vision.block_count" in info.kv:
+            return MEDIA_PROJECTOR  # a standalone vision model
+        if arch == "clip" and (info.kv.get("clip.has_vision_encoder") or info.kv.get("clip.has_audio_encoder")):
+            return MEDIA_PROJECTOR  # a llama.cpp mmproj file
     return MEDIA_MODEL
 
 

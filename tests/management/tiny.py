@@ -108,3 +108,42 @@ def write_tiny_llama(directory: Path, *, hidden: int = 256, layers: int = 2, hea
         "add_bos_token": False, "chat_template": SMOLLM_CHAT_TEMPLATE,
     }))
     return directory
+
+
+def write_lora_gguf(path: Path, *, arch: str, n_embd: int, layers: list[int], rank: int = 8, alpha: float = 32.0,
+                    scale: float = 1.0, seed: int = 1) -> Path:
+    """A LoRA adapter in llama.cpp's GGUF layout: `blk.N.attn_q.weight.lora_a` is (rank, n_embd) in numpy
+    order (ggml ne = [n_embd, rank]) and `lora_b` is (n_embd, rank)."""
+    import gguf
+
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(path, arch)
+    writer.add_type("adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", alpha)
+    for i in layers:
+        for part, shape in (("lora_a", (rank, n_embd)), ("lora_b", (n_embd, rank))):
+            values = (rng.standard_normal(shape) * scale).astype(np.float32)
+            writer.add_tensor(f"blk.{i}.attn_q.weight.{part}", values)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_projector_gguf(path: Path) -> Path:
+    """A stand-in for a llama.cpp mmproj file (only its header matters to create and show)."""
+    import gguf
+
+    writer = gguf.GGUFWriter(path, "clip")
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_uint32("clip.vision.embedding_length", 64)
+    writer.add_uint32("clip.vision.block_count", 1)
+    writer.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    writer.add_tensor("v.patch_embd.weight", np.zeros((64, 48), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
