@@ -20,8 +20,7 @@ class LoadedModel:
     model: LlamaModel
     ctx: LlamaContext
     info: RunnerInfo
-    num_ctx: int
-    num_batch: int
+    num_batch: int  # prompt tokens one sequence may add to a step
 
     def close(self) -> None:
         self.ctx.close()
@@ -74,11 +73,11 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
         model.close()
         raise
     layers = model.n_layer + 1  # the output layer counts, as in Ollama's estimates
+    num_ctx = min(num_ctx, ctx.n_ctx_seq)  # the window each sequence really has
     info = RunnerInfo(
         pid=os.getpid(), n_ctx=ctx.n_ctx, num_ctx=num_ctx, parallel=parallel, n_ctx_train=model.n_ctx_train,
         n_vocab=model.n_vocab, n_embd=model.n_embd, add_bos=model.add_bos, has_encoder=model.has_encoder,
         model_size_bytes=model.size_bytes, gpu_offload=offload,
         n_gpu_layers=(layers if n_gpu_layers < 0 else min(n_gpu_layers, layers)) if offload else 0,
         pooling=POOLING_NAMES.get(ctx.pooling_type, "none") if spec.embedding else "none")
-    return LoadedModel(model=model, ctx=ctx, info=info, num_ctx=min(num_ctx, ctx.n_ctx_seq),
-                       num_batch=num_batch)
+    return LoadedModel(model=model, ctx=ctx, info=info, num_batch=num_batch)

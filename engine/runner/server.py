@@ -121,10 +121,10 @@ class Runner:
 class CompletionRunner(Runner):
     def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
         super().__init__(channel, loaded)
-        self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.num_ctx)
-        self.loop = StepLoop(loaded.model, loaded.ctx, self.slots, num_ctx=loaded.num_ctx,
+        self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.info.num_ctx)
+        self.loop = StepLoop(loaded.model, loaded.ctx, self.slots, num_ctx=loaded.info.num_ctx,
                              num_batch=loaded.num_batch, emit=channel.send)
-        self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.num_ctx)
+        self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.info.num_ctx)
         self.waiting_embeds: deque[Embed] = deque()  # until a slot is idle
 
     @property
@@ -160,7 +160,7 @@ class CompletionRunner(Runner):
 class EmbeddingRunner(Runner):
     def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
         super().__init__(channel, loaded)
-        self.embedder = PooledEmbedder(loaded.model, loaded.ctx, num_ctx=loaded.num_ctx,
+        self.embedder = PooledEmbedder(loaded.model, loaded.ctx, num_ctx=loaded.info.num_ctx,
                                        max_sequences=EMBED_MAX_SEQUENCES)
 
     def handle(self, command: object) -> None:
