@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.template import Template
+from engine.thinking import infer_tags
 from modelstore.model import Model
 
 COMPLETION = "completion"
@@ -36,4 +37,7 @@ def model_capabilities(model: Model) -> list[str]:
             caps.append(TOOLS)
         if template.uses("suffix"):
             caps.append(INSERT)
+        opening, closing = infer_tags(template.root)
+        if opening and closing:
+            caps.append(THINKING)
     return list(dict.fromkeys(caps))
