@@ -35,10 +35,12 @@ from modelstore.manifest import (
 )
 from modelstore.names import Name, parse_name
 from modelstore.store import ModelStore
+from registry.pull import pull_model
 from server.api import CreateRequest
 from server.convert import ConvertError, convert_model
 from server.http import APIError
 from server.quantize import SOURCE_TYPES, QuantizeError, parse_file_type, quantize
+from server.routes.registry import api_errors
 
 # The digest field of quantize progress lines: Ollama sends 19 zeros.
 ZERO_DIGEST = "0" * 19
@@ -417,6 +419,10 @@ async def create_model(store: ModelStore, req: CreateRequest, name: Name, *, nop
             if not source.is_valid():
                 raise APIError("invalid model name", 400)
             _quantize_target(quantize_type)
+            if store.read_manifest(store.canonical_name(source)) is None:
+                # As Ollama: a missing base model is pulled (over https), its progress part of this stream.
+                async for item in api_errors(pull_model(store, source, noprune=noprune)):
+                    yield item
             _from_model(b, source)
             _inherit_from_base(b)
         else:
