@@ -17,7 +17,8 @@ from typing import Any
 from engine.template import Template, TemplateError, named_template
 from modelstore import gguf
 from modelstore.blobs import InvalidDigest, fsync_directory
-from modelstore.layers import layer_from_blob, layer_status, messages_layer, new_layer, params_layer
+from modelstore.gojson import encoder_bytes
+from modelstore.layers import go_message, layer_from_blob, layer_status, new_layer
 from modelstore.manifest import (
     MEDIA_ADAPTER,
     MEDIA_CONFIG,
@@ -81,13 +82,32 @@ class _Builder:
         self.config = ConfigV2()
         self.base_config: ConfigV2 | None = None  # a `from` model's config, for models without a GGUF layer
         self.written: list[str] = []  # model blobs this create wrote (conversion, quantization)
+        self.pending: dict[str, bytes] = {}  # digest -> data of staged text and JSON layers
 
     def add(self, layer: Layer, status: str) -> None:
         self.layers.append(layer)
         self.statuses.setdefault(layer.digest, status)
 
-    def add_new(self, data: bytes, media_type: str) -> None:
-        self.add_created(*new_layer(self.store, data, media_type))
+    def stage(self, data: bytes, media_type: str, status: str = "") -> Layer:
+        """Add a layer whose blob is written only by `flush`, once nothing can fail any more."""
+        layer = Layer(media_type=media_type, digest="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data))
+        self.pending[layer.digest] = data
+        self.layers.append(layer)
+        if status:
+            self.statuses.setdefault(layer.digest, status)
+        return layer
+
+    def read(self, digest: str) -> bytes:
+        return self.pending[digest] if digest in self.pending else self.store.blobs.read_bytes(digest)
+
+    def flush(self) -> None:
+        """Write the staged blobs still in use; their status says whether the blob was new."""
+        for layer in self.layers:
+            data = self.pending.pop(layer.digest, None)
+            if data is not None:
+                _, created = new_layer(self.store, data, layer.media_type)
+                self.statuses.setdefault(layer.digest, layer_status(layer, created))
+        self.pending.clear()
 
     def add_created(self, layer: Layer, created: bool) -> None:
         self.add(layer, layer_status(layer, created))
@@ -243,10 +263,9 @@ def _autodetect_template(b: _Builder, info: gguf.GGUFInfo) -> None:
     named = named_template(chat_template)
     if named is None:
         return
-    layer, _ = new_layer(b.store, named.template.encode(), MEDIA_TEMPLATE)
-    b.add(layer, f"using autodetected template {named.name}")
+    b.stage(named.template.encode(), MEDIA_TEMPLATE, f"using autodetected template {named.name}")
     if named.parameters:
-        b.add_created(*params_layer(b.store, named.parameters))
+        b.stage(encoder_bytes(named.parameters, sort_keys=True), MEDIA_PARAMS)
 
 
 async def _from_adapters(b: _Builder, adapters: dict[str, str]) -> AsyncIterator[dict]:
@@ -373,7 +392,7 @@ def _config_from_gguf(config: ConfigV2, info: gguf.GGUFInfo) -> None:
 def _read_params(b: _Builder, layers: list[Layer]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged.update(json.loads(b.store.blobs.read_bytes(layer.digest)))
+        merged.update(json.loads(b.read(layer.digest)))
     return merged
 
 
@@ -384,20 +403,21 @@ def _apply_overrides(b: _Builder, req: CreateRequest) -> None:
         except TemplateError as e:
             raise APIError(f"template error: {e}", 400) from None
         b.remove(MEDIA_TEMPLATE, MEDIA_PROMPT)
-        b.add_new(req.template.encode(), MEDIA_TEMPLATE)
+        b.stage(req.template.encode(), MEDIA_TEMPLATE)
     if req.system:
         b.remove(MEDIA_SYSTEM)
-        b.add_new(req.system.encode(), MEDIA_SYSTEM)
+        b.stage(req.system.encode(), MEDIA_SYSTEM)
     licenses = [req.license] if isinstance(req.license, str) else (req.license or [])
     for text in licenses:
-        b.add_new(text.encode(), MEDIA_LICENSE)
+        b.stage(text.encode(), MEDIA_LICENSE)
     params = {**_read_params(b, [la for la in b.layers if la.media_type == MEDIA_PARAMS]), **(req.parameters or {})}
     if params:
         b.remove(MEDIA_PARAMS)
-        b.add_created(*params_layer(b.store, params))
+        b.stage(encoder_bytes(params, sort_keys=True), MEDIA_PARAMS)  # a Go map: keys sorted
     if req.messages:
         b.remove(MEDIA_MESSAGES)
-        b.add_created(*messages_layer(b.store, [_with_base64_images(m.template_dict()) for m in req.messages]))
+        messages = [go_message(_with_base64_images(m.template_dict())) for m in req.messages]
+        b.stage(encoder_bytes(messages, sort_keys=False), MEDIA_MESSAGES)
 
 
 def _with_base64_images(message: dict[str, Any]) -> dict[str, Any]:
@@ -436,6 +456,7 @@ async def create_model(store: ModelStore, req: CreateRequest, name: Name, *, nop
             if getattr(req, field, ""):
                 setattr(b.config, field, getattr(req, field))
         _apply_overrides(b, req)
+        b.flush()
         for layer in b.layers:
             yield {"status": b.statuses[layer.digest]}
         config_layer, _ = new_layer(store, b.config.to_bytes(), MEDIA_CONFIG)
