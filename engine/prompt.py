@@ -50,6 +50,38 @@ class PromptTemplate:
         return self.go.execute(Values(prompt=prompt, suffix=suffix))
 
 
+IMAGE_TOKENS = 768  # what a CLIP image is assumed to cost when fitting history into the context
+
+
+@dataclass
+class ChatPrompt:
+    text: str
+    images: list[bytes]  # in the order of their `[img-N]` markers in the text
+
+
+def tag_images(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Ollama's imageTaggedMessages: image k (counted over these messages) becomes the marker `[img-k]`,
+    replacing the first `[img]` of its message's content or else put in front of it."""
+    tagged: list[dict[str, Any]] = []
+    images: list[bytes] = []
+    for message in messages:
+        message_images = message.get("images") or []
+        if not message_images:
+            tagged.append(message)
+            continue
+        prefix = ""
+        content = message.get("content") or ""
+        for image in message_images:
+            marker = f"[img-{len(images)}]"
+            images.append(image)
+            if "[img]" in content:
+                content = content.replace("[img]", marker, 1)
+            else:
+                prefix += marker
+        tagged.append({**message, "content": prefix + content})
+    return tagged, images
+
+
 async def chat_prompt(
     template: PromptTemplate,
     messages: list[dict[str, Any]],
@@ -60,19 +92,27 @@ async def chat_prompt(
     tools: list[dict] | None = None,
     think: bool | None = None,
     think_level: str = "",
-) -> str:
+    count_images: bool = False,
+) -> ChatPrompt:
     """Ollama's chatPrompt: drop the oldest non-system messages until the prompt fits in num_ctx.
-    System messages are always kept (moved to the front) and so is the last message."""
+    System messages are always kept (moved to the front) and so is the last message. With
+    `count_images` (the model has a projector) each image counts as IMAGE_TOKENS tokens. Images of
+    the kept messages are then marked `[img-N]` in their content and returned in order."""
 
-    def render(start: int) -> str:
-        kept_system = [m for m in messages[:start] if m.get("role") == "system"]
-        return template.render(kept_system + messages[start:], tools, think, think_level)
+    def kept_system(start: int) -> list[dict[str, Any]]:
+        return [m for m in messages[:start] if m.get("role") == "system"]
 
-    if not truncate or not messages:
-        return render(0)
-    last = len(messages) - 1
-    for start in range(last + 1):
-        prompt = render(start)
-        if start == last or len(await tokenize(prompt)) <= num_ctx:
-            return prompt
-    return render(last)
+    start = 0
+    if truncate and messages:
+        last = len(messages) - 1
+        for start in range(last + 1):
+            if start == last:
+                break
+            prompt = template.render(kept_system(start) + messages[start:], tools, think, think_level)
+            cost = len(await tokenize(prompt))
+            if count_images:
+                cost += IMAGE_TOKENS * sum(len(m.get("images") or []) for m in messages[start:])
+            if cost <= num_ctx:
+                break
+    tagged, images = tag_images(messages[start:])
+    return ChatPrompt(template.render(kept_system(start) + tagged, tools, think, think_level), images)

@@ -72,6 +72,7 @@ class CompletionRequest:
     truncate: bool = True
     logprobs: bool = False
     top_logprobs: int = 0
+    images: list[bytes] = field(default_factory=list)  # image k goes where the prompt says `[img-k]`
 
 
 @dataclass

@@ -107,6 +107,16 @@ class ThinkingParser:
             content.append(c)
         return "".join(thinking), "".join(content)
 
+    def flush(self) -> tuple[str, str]:
+        """At the end of the output: held text as (thinking, content). A partial closing tag is thinking;
+        a partial opening tag is content; leftover whitespace is dropped."""
+        acc, self._acc = self._acc, ""
+        if self.state == THINKING:
+            return acc, ""
+        if self.state == LOOKING_FOR_OPENING and acc.strip(_GO_SPACE):
+            return "", acc
+        return "", ""
+
     def _eat(self) -> tuple[str, str, bool]:
         acc = self._acc
         if self.state == LOOKING_FOR_OPENING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,10 +13,12 @@ from engine.capabilities import COMPLETION, EMBEDDING, INSERT, THINKING, TOOLS, 
 from engine.client import RunnerError
 from engine.grammar import FormatError, format_to_grammar
 from engine.options import OptionError, Options, layered_options
-from engine.prompt import PromptTemplate, chat_prompt
+from engine.prompt import ChatPrompt, PromptTemplate, chat_prompt, tag_images
 from engine.protocol import CompletionRequest, Done
 from engine.scheduler import LoadedModel, ModelSpec, QueueFull, Scheduler
 from engine.template import TemplateError
+from engine.thinking import ThinkingParser, infer_tags
+from engine.tools import ToolParser, tool_call_id
 from modelstore import gojson
 from modelstore.model import Model, load_model
 from modelstore.names import Name, parse_name
@@ -97,6 +100,7 @@ def _token_text(tokens: list, token_id: Any) -> str:
 
 
 def check_think(resolved: Resolved, raw_name: str, think: bool | str | None) -> bool | str | None:
+    """Thinking models think unless told not to; asking a model that cannot is a 400."""
     if THINKING in resolved.capabilities:
         return True if think is None else think
     if think is not None and think is not False:
@@ -120,6 +124,39 @@ def _think_level(think: bool | str | None) -> tuple[bool | None, str]:
     if isinstance(think, str):
         return True, think
     return think, "medium" if think is True else ""
+
+
+def _thinking_on(think: bool | str | None) -> bool:
+    return think is True or isinstance(think, str)
+
+
+def thinking_tags(resolved: Resolved, template: PromptTemplate) -> tuple[str, str]:
+    """The tags around the model's thinking: inferred from its Go template, or `<think>`…`</think>` for a
+    model that only has a Jinja template that thinks."""
+    if template.go is not None:
+        return infer_tags(template.go.root)
+    if THINKING in resolved.capabilities:
+        return "<think>", "</think>"
+    return "", ""
+
+
+def thinking_parser(resolved: Resolved, template: PromptTemplate, think: bool | str | None,
+                    prompt: str) -> ThinkingParser | None:
+    """A parser when thinking is on and the tags are known; primed when the prompt already opened them."""
+    opening, closing = thinking_tags(resolved, template)
+    if not (_thinking_on(think) and opening and closing):
+        return None
+    parser = ThinkingParser(opening, closing)
+    if prompt.strip().endswith(opening):
+        parser.add(opening)
+    return parser
+
+
+def tool_parser(template: PromptTemplate, tools: list[dict[str, Any]]) -> ToolParser:
+    if template.go is not None:
+        return ToolParser.for_template(tools, template.go.root)
+    # A Jinja-only model: llama.cpp would parse its calls; guess the common tag.
+    return ToolParser(tools, "<tool_call>" if template.jinja and "<tool_call>" in template.jinja else "{")
 
 
 async def _completion(loaded: LoadedModel, request: CompletionRequest) -> AsyncIterator[Any]:
@@ -154,6 +191,22 @@ def _metrics(done: Done, started: float, loaded_at: float) -> dict[str, int]:
     }
 
 
+def _debug_info(prompt: str, images: list[bytes]) -> dict[str, Any]:
+    info: dict[str, Any] = {"rendered_template": prompt}
+    if images:
+        info["image_count"] = len(images)
+    return info
+
+
+def _runner_images(resolved: Resolved, images: list[bytes]) -> list[bytes]:
+    """Images reach the runner only for a model with a projector; a text model ignores them."""
+    return images if resolved.model.projector_paths else []
+
+
+# ---------------------------------------------------------------------------------------------------
+# /api/generate
+
+
 async def generate(
     store: ModelStore, scheduler: Scheduler, req: GenerateRequest, started: float
 ) -> AsyncIterator[dict]:
@@ -166,33 +219,41 @@ async def generate(
         return
     if req.raw and (req.template or req.system or req.context is not None):
         raise APIError("raw mode does not support template, system, or context", 400)
+    think = check_think(resolved, req.model, req.think)
     if COMPLETION not in resolved.capabilities:
         raise APIError(f"{gojson.go_quote(req.model)} does not support generate", 400)
     if req.suffix and INSERT not in resolved.capabilities:
         raise APIError(f"{resolved.name} does not support insert", 400)
-    think = check_think(resolved, req.model, req.think)
     opts = request_options(resolved.model, req.options)
     grammar = grammar_for(req.format)
-    template = prompt_template(resolved, req.template)
+    model_template = prompt_template(resolved)
+    template = prompt_template(resolved, req.template) if req.template else model_template
     context, loaded = await _enter(scheduler, resolved, opts, req.keep_alive, req.shift is not False)
     try:
         loaded_at = time.perf_counter()
         if req.prompt == "":
             yield {"model": req.model, "created_at": now_text(), "response": "", "done": True, "done_reason": "load"}
             return
-        prompt = await _generate_prompt(req, resolved, template, loaded, think)
+        prompt, images = await _generate_prompt(req, resolved, template, loaded, think)
         if req.debug_render_only:
             yield {"model": req.model, "created_at": now_text(), "response": "", "done": False,
-                   "_debug_info": {"rendered_template": prompt}}
+                   "_debug_info": _debug_info(prompt, images)}
             return
+        thinking = None if req.raw else thinking_parser(resolved, model_template, think, prompt)
         request = CompletionRequest(prompt=prompt, options=opts.predict_options(), grammar=grammar,
                                     shift=req.shift is not False, truncate=req.truncate is not False,
-                                    logprobs=req.logprobs, top_logprobs=req.top_logprobs)
+                                    logprobs=req.logprobs, top_logprobs=req.top_logprobs,
+                                    images=_runner_images(resolved, images))
         pieces: list[str] = []
         async for event in _completion(loaded, request):
             if isinstance(event, Done):
                 final: dict[str, Any] = {"model": req.model, "created_at": now_text(), "response": "",
                                          "done": True, "done_reason": event.done_reason}
+                if thinking is not None:
+                    held_thinking, held_content = thinking.flush()
+                    final["response"] = held_content
+                    if held_thinking:
+                        final["thinking"] = held_thinking
                 if not req.raw:
                     final["context"] = await loaded.runner.tokenize(prompt + "".join(pieces))
                 final.update(_metrics(event, started, loaded_at))
@@ -201,6 +262,12 @@ async def generate(
             pieces.append(event.text)
             chunk: dict[str, Any] = {"model": req.model, "created_at": now_text(), "response": event.text,
                                      "done": False}
+            if thinking is not None:
+                thought, chunk["response"] = thinking.add(event.text)
+                if thought:
+                    chunk["thinking"] = thought
+                if not thought and not chunk["response"] and not event.logprobs:
+                    continue
             if event.logprobs:
                 chunk["logprobs"] = event.logprobs
             yield chunk
@@ -209,11 +276,12 @@ async def generate(
 
 
 async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: PromptTemplate,
-                           loaded: LoadedModel, think: bool | str | None) -> str:
+                           loaded: LoadedModel, think: bool | str | None) -> tuple[str, list[bytes]]:
+    images = list(req.images or [])
     if req.raw:
-        return req.prompt
+        return req.prompt, images
     if req.suffix:
-        return template.render_suffix(req.prompt, req.suffix)
+        return template.render_suffix(req.prompt, req.suffix), images
     model = resolved.model
     messages: list[dict[str, Any]] = []
     system = req.system or model.system
@@ -222,16 +290,68 @@ async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: P
     if req.context is None:
         messages += model.messages
     user: dict[str, Any] = {"role": "user", "content": req.prompt}
-    if req.images:
-        user["images"] = req.images
+    if images:
+        user["images"] = images
     messages.append(user)
     think_on, level = _think_level(think)
     prefix = await loaded.runner.detokenize(req.context) if req.context else ""
     if req.template:
-        return prefix + template.render(messages, think=think_on, think_level=level)
-    prompt = await chat_prompt(template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
-                               truncate=req.truncate is not False, think=think_on, think_level=level)
-    return prefix + prompt
+        tagged, images = tag_images(messages)
+        return prefix + template.render(tagged, think=think_on, think_level=level), images
+    rendered = await chat_prompt(template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
+                                 truncate=req.truncate is not False, think=think_on, think_level=level,
+                                 count_images=bool(model.projector_paths))
+    return prefix + rendered.text, rendered.images
+
+
+# ---------------------------------------------------------------------------------------------------
+# /api/chat
+
+
+class _ChatOutput:
+    """Runs the model's text through the thinking parser, then the tool parser, as Ollama's chat handler
+    does; turns runner events into the `message` parts of chunks."""
+
+    def __init__(self, thinking: ThinkingParser | None, tools: ToolParser | None) -> None:
+        self.thinking = thinking
+        self.tools = tools
+        self.thought = ""  # all thinking so far: a format waits until it is over
+
+    @property
+    def passthrough(self) -> bool:
+        """No parser: every runner chunk is passed on as it is."""
+        return self.thinking is None and self.tools is None
+
+    def think(self, text: str) -> tuple[str, str]:
+        """(thinking, content) of a piece of output; both empty while the thinking parser holds it back."""
+        thought, content = self.thinking.add(text) if self.thinking is not None else ("", text)
+        self.thought += thought
+        return thought, content
+
+    def calls(self, content: str) -> tuple[str, list[dict[str, Any]]]:
+        """The content that is not part of a tool call, and the calls completed by this piece."""
+        if self.tools is None or not content:
+            return content, []
+        calls, content = self.tools.add(content)
+        return content, [{"id": tool_call_id(), **call} for call in calls]
+
+    def finish(self) -> tuple[str, str, list[dict[str, Any]]]:
+        """(thinking, content, calls) the parsers still hold when the output ends."""
+        thought, content = self.thinking.flush() if self.thinking is not None else ("", "")
+        self.thought += thought
+        content, calls = self.calls(content)
+        if self.tools is not None and not content and not calls:
+            content = self.tools.content()
+        return thought, content, calls
+
+
+def _message(content: str, thought: str = "", calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if thought:
+        message["thinking"] = thought
+    if calls:
+        message["tool_calls"] = calls
+    return message
 
 
 async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, started: float) -> AsyncIterator[dict]:
@@ -243,11 +363,11 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
         yield {"model": req.model, "created_at": now_text(), "message": {"role": "assistant", "content": ""},
                "done": True, "done_reason": "unload"}
         return
+    think = check_think(resolved, req.model, req.think)
     if COMPLETION not in resolved.capabilities:
         raise APIError(f"{gojson.go_quote(req.model)} does not support chat", 400)
     if req.tools and TOOLS not in resolved.capabilities:
         raise APIError(f"{resolved.name} does not support tools", 400)
-    think = check_think(resolved, req.model, req.think)
     opts = request_options(resolved.model, req.options)
     grammar = grammar_for(req.format)
     template = prompt_template(resolved)
@@ -260,38 +380,78 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
             return
         messages = _chat_messages(resolved.model, [m.template_dict() for m in req.messages])
         think_on, level = _think_level(think)
-        prompt = await chat_prompt(template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
-                                   truncate=req.truncate is not False, tools=req.tools, think=think_on,
-                                   think_level=level)
+        truncate = req.truncate is not False
+
+        async def render(history: list[dict[str, Any]]) -> ChatPrompt:
+            return await chat_prompt(template, history, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
+                                     truncate=truncate, tools=req.tools, think=think_on, think_level=level,
+                                     count_images=bool(resolved.model.projector_paths))
+
+        rendered = await render(messages)
         if req.debug_render_only:
             yield {"model": req.model, "created_at": now_text(), "message": {"role": "assistant", "content": ""},
-                   "done": False, "_debug_info": {"rendered_template": prompt}}
+                   "done": False, "_debug_info": _debug_info(rendered.text, rendered.images)}
             return
-        request = CompletionRequest(prompt=prompt, options=opts.predict_options(), grammar=grammar,
-                                    shift=req.shift is not False, truncate=req.truncate is not False,
-                                    logprobs=req.logprobs, top_logprobs=req.top_logprobs)
-        async for event in _completion(loaded, request):
-            if isinstance(event, Done):
-                final: dict[str, Any] = {"model": req.model, "created_at": now_text(),
-                                         "message": {"role": "assistant", "content": ""},
-                                         "done": True, "done_reason": event.done_reason}
-                final.update(_metrics(event, started, loaded_at))
-                yield final
+        output = _ChatOutput(thinking_parser(resolved, template, think, rendered.text),
+                             tool_parser(template, req.tools) if req.tools else None)
+        # A thinking model thinks without the format; once it starts answering, the answer is asked for
+        # again with the thinking as history and the format applied (runtime.md §5.3).
+        format_after_thinking = grammar is not None and output.thinking is not None
+        while True:
+            restart = False
+            request = CompletionRequest(prompt=rendered.text, options=opts.predict_options(),
+                                        grammar=None if format_after_thinking else grammar,
+                                        shift=req.shift is not False, truncate=truncate,
+                                        logprobs=req.logprobs, top_logprobs=req.top_logprobs,
+                                        images=_runner_images(resolved, rendered.images))
+            async with contextlib.aclosing(_completion(loaded, request)) as events:
+                async for event in events:
+                    if isinstance(event, Done):
+                        thought, content, calls = output.finish()
+                        final: dict[str, Any] = {"model": req.model, "created_at": now_text(),
+                                                 "message": _message(content, thought, calls),
+                                                 "done": True, "done_reason": event.done_reason}
+                        final.update(_metrics(event, started, loaded_at))
+                        yield final
+                        return
+                    chunk: dict[str, Any] = {"model": req.model, "created_at": now_text(), "done": False}
+                    if output.passthrough:
+                        chunk["message"] = _message(event.text)
+                    else:
+                        thought, content = output.think(event.text)
+                        if format_after_thinking and output.thought and content:
+                            restart, content = True, ""  # the answer is asked for again, under the format
+                        content, calls = output.calls(content)
+                        chunk["message"] = _message(content, thought, calls)
+                        if not (thought or content or calls or event.logprobs):
+                            if restart:
+                                break
+                            continue
+                    if event.logprobs:
+                        chunk["logprobs"] = event.logprobs
+                    yield chunk
+                    if restart:
+                        break
+            if not restart:
                 return
-            chunk: dict[str, Any] = {"model": req.model, "created_at": now_text(),
-                                     "message": {"role": "assistant", "content": event.text}, "done": False}
-            if event.logprobs:
-                chunk["logprobs"] = event.logprobs
-            yield chunk
+            format_after_thinking = False
+            rendered = await render(messages + [{"role": "assistant", "content": "", "thinking": output.thought}])
     finally:
         await context.__aexit__(None, None, None)
 
 
 def _chat_messages(model: Model, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Modelfile MESSAGEs first; the model's SYSTEM in front unless the request starts with a system."""
+    """Modelfile MESSAGEs first; the model's SYSTEM in front unless the request starts with a system;
+    for qwen3 and deepseek-r1, `<think>` blocks dropped from assistant turns before the last user turn."""
     result = list(model.messages) + messages
     if model.system and (not messages or messages[0].get("role") != "system"):
         result.insert(0, {"role": "system", "content": model.system})
+    if model.config.model_family == "qwen3" or model.name.model == "deepseek-r1":
+        last_user = max((i for i, m in enumerate(result) if m.get("role") == "user"), default=-1)
+        for i, message in enumerate(result[:last_user]):
+            if message.get("role") == "assistant":
+                _, content = ThinkingParser("<think>", "</think>").add(message.get("content") or "")
+                result[i] = {**message, "content": content}
     return result
 
 
