@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from modelstore.gguf import read_gguf
@@ -89,3 +92,66 @@ def test_unsupported_architecture_is_a_clear_400(server: Server, tmp_path: Path)
     assert (r.status_code, r.json()) == (400, {"error": 'unsupported architecture "GPT2LMHeadModel"'})
     assert store_snapshot(server) == before
     assert not any(p.name.startswith("ollama-safetensors") for p in server.models.iterdir())
+
+
+# --- a numpy forward pass of the same Llama -------------------------------------------------------
+
+
+def _load_f32(path: Path) -> dict[str, np.ndarray]:
+    raw = path.read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    header, data = json.loads(raw[8:8 + size]), raw[8 + size:]
+    return {name: np.frombuffer(data[e["data_offsets"][0]:e["data_offsets"][1]], np.float32).reshape(e["shape"])
+            .astype(np.float64) for name, e in header.items() if name != "__metadata__"}
+
+
+def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * weight
+
+
+def _rotary(x: np.ndarray, theta: float = 10000.0) -> np.ndarray:
+    """Hugging Face's rotary embedding (`rotate_half`: the two halves of each head are the pairs)."""
+    d = x.shape[-1]
+    angles = np.arange(x.shape[1])[:, None] * theta ** (-np.arange(0, d, 2) / d)[None, :]
+    cos, sin = np.cos(angles), np.sin(angles)
+    first, second = x[..., :d // 2], x[..., d // 2:]
+    return np.concatenate([first * cos - second * sin, first * sin + second * cos], -1)
+
+
+def llama_logprobs(w: dict[str, np.ndarray], ids: list[int], layers: int, heads: int, kv_heads: int) -> np.ndarray:
+    """Log-probabilities of the next token after `ids` (LlamaForCausalLM with tied embeddings)."""
+    x, n = w["model.embed_tokens.weight"][ids], len(ids)
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        h = _rms_norm(x, w[p + "input_layernorm.weight"])
+        q, k, v = ((h @ w[p + f"self_attn.{name}_proj.weight"].T).reshape(n, count, -1).transpose(1, 0, 2)
+                   for name, count in (("q", heads), ("k", kv_heads), ("v", kv_heads)))
+        q, k = _rotary(q), np.repeat(_rotary(k), heads // kv_heads, 0)
+        v = np.repeat(v, heads // kv_heads, 0)
+        scores = q @ k.transpose(0, 2, 1) / math.sqrt(q.shape[-1]) + np.triu(np.full((n, n), -np.inf), 1)
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        scores /= scores.sum(-1, keepdims=True)
+        x = x + (scores @ v).transpose(1, 0, 2).reshape(n, -1) @ w[p + "self_attn.o_proj.weight"].T
+        h = _rms_norm(x, w[p + "post_attention_layernorm.weight"])
+        gate, up = h @ w[p + "mlp.gate_proj.weight"].T, h @ w[p + "mlp.up_proj.weight"].T
+        x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
+    logits = _rms_norm(x, w["model.norm.weight"])[-1] @ w["model.embed_tokens.weight"].T
+    return logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+
+
+def test_converted_llama_computes_what_the_weights_compute(server: Server, tmp_path: Path) -> None:
+    """The q/k rows are permuted for GGML's rotary layout: the next-token distribution must match the
+    Hugging Face computation (without the permutation the top tokens change)."""
+    directory = write_tiny_llama(tmp_path / "tiny-ref", seed=5)
+    events = create(server, {"model": "tiny-ref", "files": upload_dir(server, directory)})
+    assert statuses(events)[-1] == "success", events
+    prompt = "cat dog fox"  # no merges apply: one byte-level token per byte, and a token's id is its byte
+    reply = httpx.post(f"{server.url}/api/generate", json={
+        "model": "tiny-ref", "prompt": prompt, "raw": True, "stream": False, "logprobs": True, "top_logprobs": 5,
+        "options": {"num_predict": 1, "temperature": 0}}, timeout=120).json()
+    assert reply["prompt_eval_count"] == len(prompt)
+    top = reply["logprobs"][0]["top_logprobs"]
+    expected = llama_logprobs(_load_f32(directory / "model.safetensors"), list(prompt.encode()), 2, 4, 2)
+    best = np.argsort(-expected)[:5]
+    assert [t["bytes"] for t in top] == [[int(i)] for i in best]
+    assert np.allclose([t["logprob"] for t in top], expected[best], atol=0.01)
