@@ -124,7 +124,8 @@ def llama_logprobs(w: dict[str, np.ndarray], ids: list[int], layers: int, heads:
     for i in range(layers):
         p = f"model.layers.{i}."
         h = _rms_norm(x, w[p + "input_layernorm.weight"])
-        q, k, v = ((h @ w[p + f"self_attn.{name}_proj.weight"].T).reshape(n, count, -1).transpose(1, 0, 2)
+        q, k, v = ((h @ w[p + f"self_attn.{name}_proj.weight"].T + w.get(p + f"self_attn.{name}_proj.bias", 0))
+                   .reshape(n, count, -1).transpose(1, 0, 2)
                    for name, count in (("q", heads), ("k", kv_heads), ("v", kv_heads)))
         q, k = _rotary(q), np.repeat(_rotary(k), heads // kv_heads, 0)
         v = np.repeat(v, heads // kv_heads, 0)
@@ -139,17 +140,20 @@ def llama_logprobs(w: dict[str, np.ndarray], ids: list[int], layers: int, heads:
     return logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
 
 
-def test_converted_llama_computes_what_the_weights_compute(server: Server, tmp_path: Path) -> None:
-    """The q/k rows are permuted for GGML's rotary layout: the next-token distribution must match the
-    Hugging Face computation (without the permutation the top tokens change)."""
-    directory = write_tiny_llama(tmp_path / "tiny-ref", seed=5)
+@pytest.mark.parametrize("architecture", ["LlamaForCausalLM", "Qwen2ForCausalLM"])
+def test_converted_model_computes_what_the_weights_compute(server: Server, tmp_path: Path, architecture: str) -> None:
+    """The next-token distribution must match the Hugging Face computation. For Llama the q/k rows are
+    permuted for GGML's rotary layout (without that the top tokens change); Qwen2 keeps them and adds biases."""
+    directory = write_tiny_llama(tmp_path / "tiny-ref", seed=5, architecture=architecture)
     events = create(server, {"model": "tiny-ref", "files": upload_dir(server, directory)})
     assert statuses(events)[-1] == "success", events
     prompt = "cat dog fox"  # no merges apply: one byte-level token per byte, and a token's id is its byte
     reply = httpx.post(f"{server.url}/api/generate", json={
         "model": "tiny-ref", "prompt": prompt, "raw": True, "stream": False, "logprobs": True, "top_logprobs": 5,
         "options": {"num_predict": 1, "temperature": 0}}, timeout=120).json()
-    assert reply["prompt_eval_count"] == len(prompt)
+    assert reply["prompt_eval_count"] == len(prompt), reply
+    shown = httpx.post(f"{server.url}/api/show", json={"model": "tiny-ref"}).json()
+    assert shown["details"]["family"] == {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}[architecture]
     top = reply["logprobs"][0]["top_logprobs"]
     expected = llama_logprobs(_load_f32(directory / "model.safetensors"), list(prompt.encode()), 2, 4, 2)
     best = np.argsort(-expected)[:5]

@@ -68,8 +68,9 @@ def byte_level_tokenizer() -> dict:
 
 
 def write_tiny_llama(directory: Path, *, hidden: int = 256, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                     ffn: int = 512, seed: int = 0, bf16: bool = False) -> Path:
-    """A LlamaForCausalLM with random weights (tied embeddings, as SmolLM has) and a byte-level tokenizer."""
+                     ffn: int = 512, seed: int = 0, bf16: bool = False, architecture: str = "LlamaForCausalLM") -> Path:
+    """A LlamaForCausalLM with random weights (tied embeddings, as SmolLM has) and a byte-level tokenizer.
+    With `architecture="Qwen2ForCausalLM"` the q/k/v projections get biases, as Qwen2's have."""
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = byte_level_tokenizer()
     vocab = len(tokenizer["model"]["vocab"]) + len(tokenizer["added_tokens"])
@@ -93,9 +94,13 @@ def write_tiny_llama(directory: Path, *, hidden: int = 256, layers: int = 2, hea
             p + "mlp.up_proj.weight": w(ffn, hidden),
             p + "mlp.down_proj.weight": w(hidden, ffn),
         }
+        if architecture == "Qwen2ForCausalLM":
+            tensors |= {p + f"self_attn.{n}_proj.bias": w(size) * 4 for n, size in
+                        (("q", heads * head_dim), ("k", kv_heads * head_dim), ("v", kv_heads * head_dim))}
     write_safetensors(directory / "model.safetensors", tensors, bf16=bf16)
     config = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+        "architectures": [architecture], "model_type": architecture.removesuffix("ForCausalLM").lower(),
+        "hidden_size": hidden,
         "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
         "num_key_value_heads": kv_heads, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0, "vocab_size": vocab, "tie_word_embeddings": True, "hidden_act": "silu",
