@@ -9,6 +9,9 @@ On disk, exactly as Ollama (`server/download.go`), so either program can resume 
   contiguously from `Offset`; a resumed part restarts at `Offset+Completed`, and with state files
   present no HEAD is sent. pollama rewrites the state files about once a second (atomically), so a
   killed daemon loses at most a second of progress.
+* `blobs/.sha256-<hex>-partial.extents` (pollama only; Ollama neither reads nor minds it): the byte
+  ranges finished beyond each part's contiguous `Completed`, which parallel ranges inside one part
+  produce and Ollama's format cannot express, so that a resume skips them too.
 
 Within a part, the bytes still missing are fetched as 16 MiB ranges by up to
 `POLLAMA_DOWNLOAD_STREAMS` (default 8) connections, lowest offsets first. The SHA-256 is computed
@@ -180,6 +183,27 @@ def read_states(partial: Path, expected_total: int = 0) -> list[Part] | None:
     return parts
 
 
+def extents_path(partial: Path) -> Path:
+    return partial.with_name(f".{partial.name}.extents")
+
+
+def read_extents(partial: Path, total: int) -> list[tuple[int, int]]:
+    """Finished (start, length) ranges saved beside the state files, if they belong to this -partial file."""
+    try:
+        saved = json.loads(extents_path(partial).read_bytes())
+        inode = partial.stat().st_ino
+    except (OSError, ValueError):
+        return []
+    if not isinstance(saved, dict) or saved.get("inode") != inode or saved.get("total") != total:
+        return []
+    extents = []
+    for item in saved.get("extents") or []:
+        if (isinstance(item, list) and len(item) == 2 and all(isinstance(v, int) and v >= 0 for v in item)
+                and item[1] > 0 and item[0] + item[1] <= total):
+            extents.append((item[0], item[1]))
+    return sorted(extents)
+
+
 def write_state(path: Path, data: bytes) -> None:
     """Replace a state file atomically (the temp name is not matched by `-partial-*`)."""
     temp = path.with_name(f".{path.name}.tmp")
@@ -250,6 +274,8 @@ class BlobDownload:
         self._direct_url = url
         self._direct_status = 200
         self._hash_epoch = 0
+        self._extents: list[tuple[int, int]] = []
+        self._saved_extents: list[tuple[int, int]] = []
         self._hash_result: str | None = None
         self._wake = threading.Event()
         self.bytes_fetched = 0  # over the network in this run (for logs and tests)
@@ -343,9 +369,12 @@ class BlobDownload:
                     part.completed = 0
             self.parts = parts
             self.total = sum(part.size for part in parts)
+            self._extents = read_extents(self.partial, self.total) if size >= self.total else []
+            self._saved_extents = list(self._extents)
             return False
         for stale in state_paths(self.partial):
             stale.unlink(missing_ok=True)
+        extents_path(self.partial).unlink(missing_ok=True)
         response = self.client.request("HEAD", self.url)
         response.close()
         length = response.headers.get("content-length")
@@ -378,22 +407,39 @@ class BlobDownload:
     def _remove_partial_files(self) -> None:
         for path in state_paths(self.partial):
             path.unlink(missing_ok=True)
+        extents_path(self.partial).unlink(missing_ok=True)
         self.partial.unlink(missing_ok=True)
 
     # --- transferring -------------------------------------------------------------------------
 
     def _build_units(self) -> None:
+        """Units covering the blob in order: finished ones (state prefix, saved extents) and missing ones."""
         self.units = []
         for part in self.parts:
             part.units = []
-            if part.completed:
-                part.units.append(Unit(part.offset, part.completed, part.completed))
-            start, stop = part.offset + part.completed, part.offset + part.size
-            while start < stop:
-                part.units.append(Unit(start, min(UNIT_SIZE, stop - start)))
-                start += UNIT_SIZE
+            stop = part.offset + part.size
+            have = [(part.offset, part.offset + part.completed)] if part.completed else []
+            for start, length in self._extents:
+                first, last = max(start, part.offset + part.completed), min(start + length, stop)
+                if first < last:
+                    have.append((first, last))
+            position = part.offset
+            for first, last in sorted(have):
+                if last <= position:
+                    continue
+                first = max(first, position)
+                self._add_missing(part, position, first)
+                part.units.append(Unit(first, last - first, last - first))
+                position = last
+            self._add_missing(part, position, stop)
             self.units.extend(part.units)
         self._next_unit = 0
+
+    @staticmethod
+    def _add_missing(part: Part, start: int, stop: int) -> None:
+        while start < stop:
+            part.units.append(Unit(start, min(UNIT_SIZE, stop - start)))
+            start += UNIT_SIZE
 
     def _transfer(self) -> None:
         self._build_units()
@@ -638,14 +684,25 @@ class BlobDownload:
     def _save_states(self) -> None:
         if not self.units:
             return
+        extents: list[tuple[int, int]] = []
         for part in self.parts:
             completed = part.live_completed()
+            beyond = part.offset + completed
+            extents.extend((unit.start, unit.done) for unit in part.units if unit.done and unit.start >= beyond)
             if completed != part.completed:
                 part.completed = completed
                 try:
                     write_state(self._state_path(part), part.state_bytes())
                 except OSError as exc:
                     log.warning("could not save download state %s: %s", self._state_path(part), exc)
+        if extents != self._saved_extents:
+            self._saved_extents = extents
+            try:
+                inode = os.fstat(self._fd).st_ino  # type: ignore[arg-type]
+                write_state(extents_path(self.partial), json.dumps(
+                    {"inode": inode, "total": self.total, "extents": [list(e) for e in extents]}).encode())
+            except OSError as exc:
+                log.warning("could not save download extents for %s: %s", self.partial.name, exc)
 
     # --- finishing ----------------------------------------------------------------------------
 
@@ -663,6 +720,7 @@ class BlobDownload:
         os.fdatasync(fd)
         for path in state_paths(self.partial):
             path.unlink(missing_ok=True)
+        extents_path(self.partial).unlink(missing_ok=True)
         os.chmod(self.partial, 0o644)
         os.replace(self.partial, self.path)
         fsync_directory(self.path.parent)

@@ -75,16 +75,19 @@ class CountingProxy:
                     if not data:
                         break
                     if downstream:
+                        await self._throttle(len(data))
+                        if writer.is_closing():  # cut meanwhile: this chunk is never delivered
+                            break
                         if self._cut_at is not None and self.down + len(data) >= self._cut_at:
                             data = data[:max(0, self._cut_at - self.down)]
                             self.down += len(data)
                             writer.write(data)
-                            await writer.drain()
-                            self._cut_everything()
+                            self._cut_everything()  # close() still delivers what was written
                             return
-                        await self._throttle(len(data))
                         self.down += len(data)
                     else:
+                        if writer.is_closing():
+                            break
                         self.up += len(data)
                     writer.write(data)
                     await writer.drain()

@@ -76,6 +76,7 @@ def test_state_files_are_read_back_and_bad_ones_ignored(tmp_path: Path) -> None:
 def test_units_resume_at_offset_plus_completed(tmp_path: Path) -> None:
     job = download.BlobDownload.__new__(download.BlobDownload)
     job.parts = [download.Part(0, 0, 40 << 20, completed=5 << 20), download.Part(1, 40 << 20, 10, completed=10)]
+    job._extents = []
     job.units = []
     job._build_units()
     first = job.parts[0].units
@@ -88,6 +89,18 @@ def test_units_resume_at_offset_plus_completed(tmp_path: Path) -> None:
     assert job.parts[0].live_completed() == (21 << 20) + 7
     first[3].done = 3 << 20  # beyond a gap: not contiguous, not counted
     assert job.parts[0].live_completed() == (21 << 20) + 7
+
+
+def test_saved_extents_beyond_the_contiguous_prefix_are_skipped_on_resume() -> None:
+    job = download.BlobDownload.__new__(download.BlobDownload)
+    mib = 1 << 20
+    job.parts = [download.Part(0, 0, 40 * mib, completed=10 * mib)]
+    job._extents = [(16 * mib, 8 * mib), (5 * mib, 1 * mib), (39 * mib, 5 * mib)]  # one inside the prefix
+    job._build_units()
+    spans = [(u.start // mib, u.size // mib, u.done // mib) for u in job.units]
+    assert spans == [(0, 10, 10), (10, 6, 0), (16, 8, 8), (24, 15, 0), (39, 1, 1)]
+    assert sum(u.size for u in job.units) == 40 * mib
+    assert job.parts[0].live_completed() == 10 * mib
 
 
 # --- challenges and tokens (§5, probes 37–39) -----------------------------------------------------
