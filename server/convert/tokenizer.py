@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class Tokenizer:
     pre: str = "default"
     template: str = ""
     special: list[SpecialToken] = field(default_factory=list)
+    add_space_prefix: bool | None = None  # SentencePiece models only
 
     def pad_to(self, size: int) -> None:
         """Pad a vocabulary smaller than the model's embedding with `[PADn]` tokens."""
@@ -69,6 +71,8 @@ class Tokenizer:
         }
         if self.merges:
             kv["tokenizer.ggml.merges"] = ("strings", self.merges)
+        if self.add_space_prefix is not None:
+            kv["tokenizer.ggml.add_space_prefix"] = ("bool", self.add_space_prefix)
         if self.template:
             kv["tokenizer.chat_template"] = ("string", self.template)
         for token in self.special:
@@ -133,6 +137,51 @@ def _chat_template(config: dict[str, Any]) -> str:
     raise ConvertError("invalid chat_template")
 
 
+_BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def _is_sentencepiece(data: dict[str, Any]) -> bool:
+    """A BPE with byte fallback is a SentencePiece model converted to tokenizer.json (Llama 2, Mistral)."""
+    model = data.get("model") or {}
+    return model.get("type") == "BPE" and bool(model.get("byte_fallback"))
+
+
+def _adds_space_prefix(data: dict[str, Any]) -> bool:
+    """Whether the text gets a leading `▁` (a Prepend normalizer or a prepending Metaspace)."""
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            if node.get("type") == "Prepend" and node.get("prepend") == "\u2581":
+                return True
+            if node.get("type") == "Metaspace" and (
+                    node.get("prepend_scheme") in ("first", "always") or node.get("add_prefix_space")):
+                return True
+            return any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+    return walk(data.get("normalizer")) or walk(data.get("pre_tokenizer"))
+
+
+def _sentencepiece(data: dict[str, Any], tokens: list[str], types: list[int]) -> tuple[list[float], list[int]]:
+    """Scores and token types for llama.cpp's SentencePiece tokenizer, which merges the best-scoring pair
+    first: a piece scores minus the rank of the merge that makes it (pieces no merge makes score below all)."""
+    model = data.get("model") or {}
+    rank = {}
+    for i, merge in enumerate(_merges(model)):
+        rank.setdefault(merge.replace(" ", "", 1), i)
+    unknown = model.get("unk_token")
+    scores, kinds = [], []
+    for i, (token, kind) in enumerate(zip(tokens, types, strict=True)):
+        if kind != TOKEN_NORMAL:
+            scores.append(0.0)
+            kinds.append(kind)
+            continue
+        scores.append(-float(rank[token]) if token in rank else -float(len(rank) + i))
+        kinds.append(TOKEN_BYTE if _BYTE_TOKEN.fullmatch(token) else TOKEN_UNKNOWN if token == unknown
+                     else TOKEN_NORMAL)
+    return scores, kinds
+
+
 def parse_tokenizer(directory: Path, special_types: tuple[str, ...] = SPECIAL_TOKEN_TYPES) -> Tokenizer:
     path = directory / "tokenizer.json"
     if not path.is_file():
@@ -141,8 +190,12 @@ def parse_tokenizer(directory: Path, special_types: tuple[str, ...] = SPECIAL_TO
         raise ConvertError("unknown tokenizer format")
     data = _read_json(path)
     tokens, scores, types = _vocabulary(data)
-    tokenizer = Tokenizer("gpt2", tokens, scores, types, merges=_merges(data.get("model") or {}),
-                          pre=_pre_tokenizer(data))
+    if _is_sentencepiece(data):
+        scores, types = _sentencepiece(data, tokens, types)
+        tokenizer = Tokenizer("llama", tokens, scores, types, add_space_prefix=_adds_space_prefix(data))
+    else:
+        tokenizer = Tokenizer("gpt2", tokens, scores, types, merges=_merges(data.get("model") or {}),
+                              pre=_pre_tokenizer(data))
     added = {t["content"]: int(t["id"]) for t in data.get("added_tokens") or []}
 
     config_path = directory / "tokenizer_config.json"

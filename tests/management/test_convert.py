@@ -159,3 +159,24 @@ def test_converted_model_computes_what_the_weights_compute(server: Server, tmp_p
     best = np.argsort(-expected)[:5]
     assert [t["bytes"] for t in top] == [[int(i)] for i in best]
     assert np.allclose([t["logprob"] for t in top], expected[best], atol=0.01)
+
+
+def test_sentencepiece_tokenizer_json(server: Server, tmp_path: Path) -> None:
+    """Mistral / Llama 2 style: a tokenizer.json converted from SentencePiece becomes llama.cpp's SentencePiece
+    vocabulary (scores from the merge order, byte tokens, a space prefix), so prompts tokenize as in HF."""
+    directory = write_tiny_llama(tmp_path / "spm", architecture="MistralForCausalLM", sentencepiece=True)
+    events = create(server, {"model": "tiny-spm", "files": upload_dir(server, directory)})
+    assert statuses(events)[-1] == "success", events
+    info = httpx.post(f"{server.url}/api/show", json={"model": "tiny-spm", "verbose": True}).json()["model_info"]
+    assert info["general.architecture"] == "llama" and info["tokenizer.ggml.model"] == "llama"
+    assert info["tokenizer.ggml.add_space_prefix"] is True and info["tokenizer.ggml.add_bos_token"] is True
+    tokens, types = info["tokenizer.ggml.tokens"], info["tokenizer.ggml.token_type"]
+    assert types[tokens.index("<0x41>")] == 6 and types[tokens.index("<unk>")] == 3
+    assert "tokenizer.ggml.merges" not in info
+    # `▁hello ▁world` after <s>; unknown characters fall back to bytes: <s> ▁ <0x7A> <0x7A>
+    for prompt, count in (("hello world", 3), ("hello", 2), ("zz", 4)):
+        reply = httpx.post(f"{server.url}/api/generate", json={
+            "model": "tiny-spm", "prompt": prompt, "raw": True, "stream": False,
+            "options": {"num_predict": 2, "temperature": 0}}, timeout=120).json()
+        assert reply["prompt_eval_count"] == count, (prompt, reply)
+        assert reply["eval_count"] > 0

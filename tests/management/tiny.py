@@ -68,12 +68,16 @@ def byte_level_tokenizer() -> dict:
 
 
 def write_tiny_llama(directory: Path, *, hidden: int = 256, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                     ffn: int = 512, seed: int = 0, bf16: bool = False, architecture: str = "LlamaForCausalLM") -> Path:
+                     ffn: int = 512, seed: int = 0, bf16: bool = False, architecture: str = "LlamaForCausalLM",
+                     sentencepiece: bool = False) -> Path:
     """A LlamaForCausalLM with random weights (tied embeddings, as SmolLM has) and a byte-level tokenizer.
     With `architecture="Qwen2ForCausalLM"` the q/k/v projections get biases, as Qwen2's have."""
     directory.mkdir(parents=True, exist_ok=True)
-    tokenizer = byte_level_tokenizer()
-    vocab = len(tokenizer["model"]["vocab"]) + len(tokenizer["added_tokens"])
+    tokenizer, tokenizer_config = sentencepiece_tokenizer() if sentencepiece else (byte_level_tokenizer(), {
+        "bos_token": "<|endoftext|>", "eos_token": "<|im_end|>", "unk_token": "<|endoftext|>",
+        "add_bos_token": False, "chat_template": SMOLLM_CHAT_TEMPLATE,
+    })
+    vocab = len({**tokenizer["model"]["vocab"], **{t["content"]: t["id"] for t in tokenizer["added_tokens"]}})
     rng = np.random.default_rng(seed)
     head_dim = hidden // heads
 
@@ -104,14 +108,11 @@ def write_tiny_llama(directory: Path, *, hidden: int = 256, layers: int = 2, hea
         "intermediate_size": ffn, "num_hidden_layers": layers, "num_attention_heads": heads,
         "num_key_value_heads": kv_heads, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0, "vocab_size": vocab, "tie_word_embeddings": True, "hidden_act": "silu",
-        "bos_token_id": vocab - 3, "eos_token_id": vocab - 3, "torch_dtype": "float32",
+        "torch_dtype": "float32",
     }
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     (directory / "tokenizer.json").write_text(json.dumps(tokenizer))
-    (directory / "tokenizer_config.json").write_text(json.dumps({
-        "bos_token": "<|endoftext|>", "eos_token": "<|im_end|>", "unk_token": "<|endoftext|>",
-        "add_bos_token": False, "chat_template": SMOLLM_CHAT_TEMPLATE,
-    }))
+    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     return directory
 
 
@@ -152,3 +153,31 @@ def write_projector_gguf(path: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def sentencepiece_tokenizer() -> tuple[dict, dict]:
+    """A tokenizer.json as Hugging Face converts SentencePiece models (Llama 2, Mistral): BPE with byte
+    fallback, `▁` for spaces and a prepended `▁`; and its tokenizer_config.json. `hello world` is
+    `▁hello ▁world`; characters outside the vocabulary fall back to `<0xNN>` byte tokens."""
+    specials = ["<unk>", "<s>", "</s>"]
+    pieces = specials + [f"<0x{b:02X}>" for b in range(256)] + list("▁helowrd")
+    merges = [["▁", "h"], ["l", "l"], ["ll", "o"], ["e", "llo"], ["▁h", "ello"],
+              ["▁", "w"], ["o", "r"], ["or", "l"], ["orl", "d"], ["▁w", "orld"]]
+    pieces += ["".join(pair) for pair in merges]
+    added = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+              "special": True} for i, s in enumerate(specials)]
+    tokenizer = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
+        "pre_tokenizer": None, "post_processor": None,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True,
+                  "vocab": {p: i for i, p in enumerate(pieces)}, "merges": [" ".join(m) for m in merges]},
+    }
+    config = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": True,
+              "add_eos_token": False}
+    return tokenizer, config
