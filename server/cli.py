@@ -10,6 +10,7 @@ import sys
 import uvicorn
 
 from server.cli_models import add_commands as add_model_commands
+from server.cli_registry import add_commands as add_registry_commands
 from server.envconfig import load_settings
 
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                               help="make the bundled SmolLM2 model available as smollm2:135m")
     serve_parser.set_defaults(run=serve)
     add_model_commands(commands)
+    add_registry_commands(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import ollama
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import REPO, Server
 from tests.registry.distribution import Registry, start_registry
 from tests.registry.helpers import call, copy, delete, generate, manifest_of, pull, push, statuses
 from tests.registry.tcpproxy import CountingProxy
@@ -187,3 +190,31 @@ def test_htpasswd_registry_with_docker_config_credentials(registry_binary: str, 
         assert pull(wrong, name)[-1] == {"error": "pull model manifest: unauthorized: access denied"}
     finally:
         private.stop()
+
+
+def test_cli_pull_and_push(source: Server, registry: Registry, pushed: str, fresh) -> None:
+    def cli(server: Server, *args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "OLLAMA_HOST": server.url.removeprefix("http://")}
+        return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    _, digests = manifest_of(source, pushed)
+    name = f"{registry.host}/cli/smol:latest"
+    copy(source, "smollm2:135m", name)
+    done = cli(source, "push", "--insecure", name)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "retrieving manifest" and lines[-2:] == ["pushing manifest", "success"]
+    assert f"pushing {digests[0][7:19]}: 100% ▕{'█' * 25}▏ 98 MB/98 MB" in lines
+
+    server = fresh()
+    done = cli(server, "pull", "--insecure", name)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "pulling manifest", *[line for line in done.stderr.splitlines() if line.startswith("pulling ") and ":" in line],
+        "verifying sha256 digest", "writing manifest", "success"]
+    assert len([line for line in done.stderr.splitlines() if line.endswith(("98 MB/98 MB", "B/102 B", "B/59 B",
+                                                                              "B/152 B"))]) == 4
+    done = cli(server, "pull", "--insecure", f"{registry.host}/cli/absent")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "Error: pull model manifest: file does not exist"
