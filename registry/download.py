@@ -249,7 +249,7 @@ class BlobDownload:
     def __init__(self, store: ModelStore, digest: str, client: RegistryClient, url: str, size_hint: int = 0) -> None:
         self.store = store
         self.digest = digest
-        self.client = client
+        self.client = client.acquire()
         self.url = url
         self.size_hint = size_hint
         self.path = store.blobs.path(digest)
@@ -322,6 +322,7 @@ class BlobDownload:
                 self._fd = None
             _forget(self)
             self.done.set()
+            self.client.close()
 
     def _run(self) -> None:
         self.store.blobs.directory.mkdir(parents=True, exist_ok=True)

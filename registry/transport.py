@@ -115,6 +115,7 @@ class RegistryClient:
             headers={"User-Agent": USER_AGENT},
         )
         self._lock = threading.Lock()
+        self._users = 1
         self.generation = 0  # bumped whenever `authorization` changes
         self.authorization: str | None = None
         if auth.is_huggingface_host(host):
@@ -126,7 +127,17 @@ class RegistryClient:
     def for_name(cls, name: Name, *, insecure: bool = False, retry_delay: float = 1.0) -> RegistryClient:
         return cls(name.host, insecure=insecure, retry_delay=retry_delay)
 
+    def acquire(self) -> RegistryClient:
+        """Another user (a shared download outliving its pull); each calls `close()` once."""
+        with self._lock:
+            self._users += 1
+        return self
+
     def close(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
         self._http.close()
 
     # --- URLs ---------------------------------------------------------------------------------

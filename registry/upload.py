@@ -69,6 +69,7 @@ class BlobUpload:
         self.key = (client.host, name.display_namespace_model(), layer.digest)
 
     def start(self) -> None:
+        self.client.acquire()
         threading.Thread(target=self.run, name=f"push-{self.layer.digest[7:19]}", daemon=True).start()
 
     def run(self) -> None:
@@ -85,6 +86,7 @@ class BlobUpload:
         finally:
             _forget(self)
             self.done.set()
+            self.client.close()
 
     def _run(self) -> None:
         url = self.client.url(self.name, "blobs", "uploads", "")
