@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,7 +38,7 @@ from modelstore.names import Name, parse_name
 from modelstore.store import ModelStore
 from registry.pull import pull_model
 from server.api import CreateRequest
-from server.convert import ConvertError, convert_model
+from server.convert import ConvertError, convert_adapter, convert_model
 from server.http import APIError
 from server.quantize import SOURCE_TYPES, QuantizeError, parse_file_type, quantize
 from server.routes.registry import api_errors
@@ -223,11 +223,12 @@ def _read_gguf(path: Path) -> gguf.GGUFInfo:
         raise APIError(str(e), 400) from None
 
 
-async def _from_safetensors(b: _Builder, files: dict[str, str], quantize_type: str) -> AsyncIterator[dict]:
+async def _convert(b: _Builder, files: dict[str, str], convert: Callable[[Path, Path], None]) -> tuple[str, bool]:
     """Ollama's convertFromSafetensors: the blobs are linked under their file names into a temporary
-    directory, converted to an F16 GGUF, and that becomes the model layer."""
-    yield {"status": "converting model"}
-    _quantize_target(quantize_type)
+    directory, converted into a GGUF, and that is stored as a blob; returns (digest, created)."""
+    for path in files:
+        if not _valid_relative_path(path):
+            raise APIError(f"file path must be relative: {path}", 400)
     blobs = {path: _blob(b.store, digest) for path, digest in files.items()}
     b.store.root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="ollama-safetensors", dir=b.store.root))
@@ -241,7 +242,7 @@ async def _from_safetensors(b: _Builder, files: dict[str, str], quantize_type: s
                 raise APIError(f"file path must be relative: {path}", 400) from None
         output = _temp_blob_path(b.store)
         try:
-            await asyncio.to_thread(convert_model, workdir, output)
+            await asyncio.to_thread(convert, workdir, output)
             digest, created = await asyncio.to_thread(_store_file, b.store, output)
         except ConvertError as e:
             raise APIError(str(e), 400) from None
@@ -251,8 +252,14 @@ async def _from_safetensors(b: _Builder, files: dict[str, str], quantize_type: s
         shutil.rmtree(workdir, ignore_errors=True)
     if created:
         b.written.append(digest)
-    layer = Layer(media_type=MEDIA_MODEL, digest=digest, size=b.store.blobs.size(digest))
-    b.add_created(layer, created)
+    return digest, created
+
+
+async def _from_safetensors(b: _Builder, files: dict[str, str], quantize_type: str) -> AsyncIterator[dict]:
+    yield {"status": "converting model"}
+    _quantize_target(quantize_type)
+    digest, created = await _convert(b, files, convert_model)
+    b.add_created(Layer(media_type=MEDIA_MODEL, digest=digest, size=b.store.blobs.size(digest)), created)
     _autodetect_template(b, await asyncio.to_thread(_read_gguf, b.store.blobs.path(digest)))
 
 
@@ -269,11 +276,20 @@ def _autodetect_template(b: _Builder, info: gguf.GGUFInfo) -> None:
 
 
 async def _from_adapters(b: _Builder, adapters: dict[str, str]) -> AsyncIterator[dict]:
-    """Adapter files: one LoRA GGUF (`general.type` adapter), stored as an adapter layer."""
+    """Adapter files: one LoRA GGUF (`general.type` adapter), or a PEFT LoRA in safetensors converted for the
+    base model; stored as an adapter layer."""
     if not adapters:
         return
     if _files_kind(b.store, adapters) == "safetensors":
-        raise APIError("converting safetensors adapters is not supported; convert the LoRA to GGUF first", 400)
+        yield {"status": "converting adapter"}
+        base = next((la for la in b.layers if la.media_type == MEDIA_MODEL), None)
+        path = b.store.blobs.path(base.digest) if base is not None else None
+        if path is None or not gguf.is_gguf(path):
+            raise APIError("architecture not set for the base model", 400)
+        kv = (await asyncio.to_thread(_read_gguf, path)).kv
+        digest, created = await _convert(b, adapters, lambda src, out: convert_adapter(src, out, kv))
+        b.add_created(Layer(media_type=MEDIA_ADAPTER, digest=digest, size=b.store.blobs.size(digest)), created)
+        return
     if len(adapters) > 1:
         raise APIError("only one adapter is currently supported", 400)
     for path in sorted(adapters):

@@ -19,7 +19,7 @@ from server.convert.models import ARCHITECTURES, Converter, Replacer, block_numb
 from server.convert.safetensors import SafeTensor, read_safetensors
 from server.convert.tokenizer import parse_tokenizer
 
-__all__ = ["ConvertError", "convert_model", "supported_architectures"]
+__all__ = ["ConvertError", "convert_adapter", "convert_model", "supported_architectures"]
 
 _F32_ALWAYS = ("token_types.weight",)
 
@@ -149,5 +149,74 @@ def convert_model(directory: Path, output: Path, progress: Callable[[int, int], 
             writer.write_tensor_data(data)
             if progress is not None:
                 progress(done, len(tensors))
+    finally:
+        writer.close()
+
+
+_LORA_REPLACEMENTS = [
+    "base_model.model.", "",
+    "model.layers", "blk",
+    "self_attn.q_proj", "attn_q",
+    "self_attn.k_proj", "attn_k",
+    "self_attn.v_proj", "attn_v",
+    "self_attn.o_proj", "attn_output",
+    "mlp.gate_proj", "ffn_gate",
+    "mlp.down_proj", "ffn_down",
+    "mlp.up_proj", "ffn_up",
+    "lora_A.weight", "weight.lora_a",
+    "lora_B.weight", "weight.lora_b",
+    "lora_a", "weight.lora_a",
+    "lora_b", "weight.lora_b",
+]
+
+
+def convert_adapter(directory: Path, output: Path, base: dict[str, Any]) -> None:
+    """A PEFT LoRA (adapter_config.json + safetensors) for a llama-architecture base model, written as a
+    llama.cpp LoRA GGUF. `base` is the base model's GGUF metadata (architecture and head counts).
+
+    `lora_a` (rank × in) and `lora_b` (out × rank) keep their layout; the rows of `lora_b` for q and k are
+    permuted as the base model's q/k rows were, so B·A stays aligned with the converted weights."""
+    directory = Path(directory)
+    arch = base.get("general.architecture")
+    if arch != "llama":
+        raise ConvertError("unsupported architecture")
+    path = directory / "adapter_config.json"
+    if not path.is_file():
+        raise ConvertError("open adapter_config.json: no such file or directory")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConvertError(f"adapter_config.json: {e}") from None
+    lora_parameters = config.get("lora_parameters") or {}
+    alpha = float(lora_parameters.get("alpha") or config.get("lora_alpha") or 0)
+    heads = int(base.get(f"{arch}.attention.head_count") or 0)
+    kv_heads = int(base.get(f"{arch}.attention.head_count_kv") or heads)
+    replacer = Replacer(_LORA_REPLACEMENTS)
+    tensors = sorted(((replacer.replace(t.name), t) for t in read_safetensors(_weights(directory))),
+                     key=lambda item: (block_number(item[0]), item[0]))
+
+    writer = gguf.GGUFWriter(output, arch)
+    writer.kv_data[0].clear()
+    kv = {"general.architecture": ("string", arch), "general.type": ("string", "adapter"),
+          "general.file_type": ("uint32", 1), "general.version": ("string", "v0.2"),
+          "adapter.type": ("string", "lora"), "adapter.lora.alpha": ("float32", alpha)}
+    for key in sorted(kv):
+        _WRITERS[kv[key][0]](writer, key, kv[key][1])
+    for name, source in tensors:
+        if not name.endswith((".lora_a", ".lora_b")) or len(source.shape) != 2:
+            raise ConvertError(f"unexpected tensor in a LoRA adapter: {source.name}")
+        count = int(np.prod(source.shape, dtype=np.int64))
+        writer.add_tensor_info(name, source.shape, np.dtype(np.float16), count * 2)
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for name, source in tensors:
+            values = source.float32()
+            if name.endswith(("attn_q.weight.lora_b", "attn_k.weight.lora_b")) and heads:
+                n = heads if ".attn_q." in name else kv_heads
+                shape = values.shape
+                values = values.reshape(n, 2, shape[0] // n // 2, shape[1]).swapaxes(1, 2).reshape(shape)
+            writer.write_tensor_data(_encode(values, gguf.GGMLQuantizationType.F16))
     finally:
         writer.close()

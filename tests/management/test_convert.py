@@ -15,7 +15,7 @@ import pytest
 from modelstore.gguf import read_gguf
 from tests.conftest import Server, start_server
 from tests.management.conftest import create, referenced_blobs, statuses, store_snapshot, upload_dir
-from tests.management.tiny import write_tiny_llama
+from tests.management.tiny import write_safetensors, write_tiny_llama
 
 ZERO_DIGEST = "0" * 19
 
@@ -180,3 +180,47 @@ def test_sentencepiece_tokenizer_json(server: Server, tmp_path: Path) -> None:
             "options": {"num_predict": 2, "temperature": 0}}, timeout=120).json()
         assert reply["prompt_eval_count"] == count, (prompt, reply)
         assert reply["eval_count"] > 0
+
+
+def _top_logprobs(server: Server, model: str, prompt: str = "cat dog fox") -> list[tuple[list[int], float]]:
+    reply = httpx.post(f"{server.url}/api/generate", json={
+        "model": model, "prompt": prompt, "raw": True, "stream": False, "logprobs": True, "top_logprobs": 5,
+        "options": {"num_predict": 1, "temperature": 0}}, timeout=120).json()
+    return [(t["bytes"], t["logprob"]) for t in reply["logprobs"][0]["top_logprobs"]]
+
+
+def test_safetensors_lora_matches_merged_weights(server: Server, tmp_path: Path) -> None:
+    """A PEFT LoRA in safetensors is converted against its base model: applying it at load time gives what
+    merging W + alpha/r·B·A into the weights gives (q/k included, whose rows the conversion permutes)."""
+    base = write_tiny_llama(tmp_path / "base", seed=5)
+    weights = {name: value.astype(np.float32) for name, value in _load_f32(base / "model.safetensors").items()}
+    rng = np.random.default_rng(11)
+    rank, alpha, lora = 4, 8.0, {}
+    for i in range(2):
+        for module in ("q_proj", "k_proj", "v_proj"):
+            target = f"model.layers.{i}.self_attn.{module}"
+            a = (rng.standard_normal((rank, 256)) * 0.3).astype(np.float32)
+            b = (rng.standard_normal((weights[target + ".weight"].shape[0], rank)) * 0.3).astype(np.float32)
+            lora[f"base_model.model.{target}.lora_A.weight"] = a
+            lora[f"base_model.model.{target}.lora_B.weight"] = b
+            weights[target + ".weight"] = weights[target + ".weight"] + alpha / rank * b @ a
+    merged = write_tiny_llama(tmp_path / "merged", seed=5)
+    write_safetensors(merged / "model.safetensors", weights)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    write_safetensors(adapter / "adapter_model.safetensors", lora)
+    (adapter / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "r": rank, "lora_alpha": alpha, "target_modules": ["q_proj", "k_proj", "v_proj"]}))
+
+    assert statuses(create(server, {"model": "lora-base", "files": upload_dir(server, base)}))[-1] == "success"
+    assert statuses(create(server, {"model": "lora-merged", "files": upload_dir(server, merged)}))[-1] == "success"
+    events = create(server, {"model": "lora-adapted", "from": "lora-base", "adapters": upload_dir(server, adapter)})
+    assert statuses(events)[0] == "converting adapter" and statuses(events)[-1] == "success", events
+
+    adapted, expected = _top_logprobs(server, "lora-adapted"), _top_logprobs(server, "lora-merged")
+    assert adapted[0][0] == expected[0][0], (adapted, expected)
+    got, want = ({tuple(t): p for t, p in top} for top in (adapted, expected))
+    common = got.keys() & want.keys()
+    assert len(common) >= 4, (adapted, expected)  # near-ties may swap places at the edge of the top five
+    assert all(abs(got[k] - want[k]) < 0.02 for k in common), (adapted, expected)
+    assert [t for t, _ in _top_logprobs(server, "lora-base")] != [t for t, _ in expected]
