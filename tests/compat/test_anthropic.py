@@ -133,6 +133,35 @@ def test_tool_history(claude: anthropic.Anthropic) -> None:
     assert caught.value.body["error"]["message"] == "tool_use block missing required 'id' field"
 
 
+def test_tool_use_round_trip(claude: anthropic.Anthropic) -> None:
+    """Two earlier calls in the history make the model answer with a third; the native parser turns it into
+    a tool call, which comes back as a tool_use block (whole and streamed) and goes back as a tool_result."""
+    def use(n: int, city: str) -> dict:
+        return {"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{n}", "name": "get_weather",
+                                                  "input": {"city": city}}]}
+
+    messages = [{"role": "user", "content": "Weather in Oslo?"}, use(1, "Oslo"),
+                {"role": "user", "content": "Weather in Rome?"}, use(2, "Rome"),
+                {"role": "user", "content": "Weather in Paris?"}]
+    message = claude.messages.create(model="tm", max_tokens=30, messages=messages, tools=[WEATHER_TOOL],
+                                     extra_body=GREEDY)
+    assert message.stop_reason == "tool_use"
+    [block] = message.content
+    assert block.type == "tool_use" and block.name == "get_weather" and block.input == {"city": "Paris"}
+    assert block.id
+    with claude.messages.stream(model="tm", max_tokens=30, messages=messages, tools=[WEATHER_TOOL],
+                                extra_body=GREEDY) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert "input_json" in kinds and final.stop_reason == "tool_use"
+    assert [(b.type, b.name, b.input) for b in final.content] == [("tool_use", "get_weather", {"city": "Paris"})]
+    follow = messages + [{"role": "assistant", "content": [block.model_dump(exclude_none=True)]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id,
+                                                       "content": "sunny, 21 C"}]}]
+    answer = claude.messages.create(model="tm", max_tokens=4, messages=follow, tools=[WEATHER_TOOL])
+    assert answer.content and answer.content[0].type == "text"
+
+
 # ---------------------------------------------------------------------------------------------------
 # Errors (api-contract.md §6, probes A61 and A62)
 
