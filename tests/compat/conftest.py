@@ -3,6 +3,8 @@
 * `m`: the bundled SmolLM2 (a completion model; no tools, no thinking, no insert);
 * `tm`: SmolLM2 with a Go template that renders `.Tools` and tool calls (capability `tools`);
 * `fim`: SmolLM2 with a template that renders `.Suffix` (capability `insert`);
+* `think`: SmolLM2 with a template whose `<think>` tags around `.Thinking` make it a thinking model; the
+  prompt opens `<think>` when thinking is on, and SmolLM2 never closes it, so all it says is thinking;
 * `e` (on demand): a copy of the SmolLM2 GGUF with `llama.pooling_type` set, so an embedding model
   (probe C7 uses it; SmolLM2 itself is tried too, as a generative model used for embeddings).
 """
@@ -43,6 +45,11 @@ To call one, answer with {"name": <function name>, "arguments": <arguments objec
 FIM_TEMPLATE = ("{{- if .Suffix }}<fim_prefix>{{ .Prompt }}<fim_suffix>{{ .Suffix }}<fim_middle>"
                 "{{- else }}{{ .Prompt }}{{ end }}")
 
+THINK_TEMPLATE = """{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}<|im_end|>
+{{ end }}<|im_start|>assistant
+{{ if .Think }}<think>{{ end }}"""
+
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
@@ -75,7 +82,7 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(directory / "models", directory / "server.log", bundled=True)
     with httpx.Client(base_url=server.url, timeout=120) as client:
         assert client.post("/api/copy", json={"source": "smollm2:135m", "destination": "m"}).status_code == 200
-        for name, template in (("tm", TOOLS_TEMPLATE), ("fim", FIM_TEMPLATE)):
+        for name, template in (("tm", TOOLS_TEMPLATE), ("fim", FIM_TEMPLATE), ("think", THINK_TEMPLATE)):
             r = client.post("/api/create", json={"model": name, "from": "m", "template": template, "stream": False})
             assert r.status_code == 200, r.text
     yield server

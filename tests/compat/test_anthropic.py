@@ -95,6 +95,24 @@ def test_thinking_is_ignored_by_a_model_that_cannot_think(claude: anthropic.Anth
     assert message.content
 
 
+def test_thinking_blocks(claude: anthropic.Anthropic) -> None:
+    message = claude.messages.create(model="think", max_tokens=4, messages=HI, extra_body=GREEDY,
+                                     thinking={"type": "enabled", "budget_tokens": 1024})
+    [block] = message.content
+    assert block.type == "thinking" and block.thinking
+    with claude.messages.stream(model="think", max_tokens=4, messages=HI, extra_body=GREEDY,
+                                thinking={"type": "enabled", "budget_tokens": 1024}) as stream:
+        kinds = {event.type for event in stream}
+        final = stream.get_final_message()
+    assert "thinking" in kinds and [b.type for b in final.content] == ["thinking"]
+    assert final.content[0].thinking == block.thinking
+    plain = claude.messages.create(model="think", max_tokens=4, messages=HI, thinking={"type": "disabled"})
+    assert [b.type for b in plain.content] == ["text"]
+    low = claude.messages.create(model="think", max_tokens=4, messages=HI, output_config={"effort": "low"},
+                                 extra_body=GREEDY)
+    assert [b.type for b in low.content] == ["thinking"]
+
+
 def test_image_blocks(http: httpx.Client, claude: anthropic.Anthropic) -> None:
     content = [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
                {"type": "text", "text": "What is this?"}]

@@ -120,6 +120,29 @@ def test_reasoning_effort_maps_to_think(oai: openai.OpenAI) -> None:
         oai.chat.completions.create(model="m", messages=HI, max_tokens=2, extra_body={"reasoning": {"effort": "max"}})
 
 
+def test_reasoning_output(http: httpx.Client, oai: openai.OpenAI) -> None:
+    """A thinking model thinks by default: the thinking comes back as `reasoning`, apart from the content."""
+    reply = oai.chat.completions.create(model="think", messages=HI, max_tokens=4, temperature=0)
+    message = reply.choices[0].message
+    assert message.model_extra["reasoning"] and message.content == ""
+    plain = oai.chat.completions.create(model="think", messages=HI, max_tokens=4, temperature=0,
+                                        reasoning_effort="none")
+    assert plain.choices[0].message.content and "reasoning" not in (plain.choices[0].message.model_extra or {})
+    high = oai.chat.completions.create(model="think", messages=HI, max_tokens=4, temperature=0, reasoning_effort="high")
+    assert high.choices[0].message.model_extra["reasoning"] == message.model_extra["reasoning"]
+    body = {"model": "think", "messages": HI, "max_tokens": 4, "temperature": 0, "stream": True}
+    chunks = [json.loads(p) for p in sse_payloads(http.post("/v1/chat/completions", json=body).text)[:-1]]
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert "".join(d.get("reasoning", "") for d in deltas) == message.model_extra["reasoning"]
+    assert all(d.get("content", "") == "" for d in deltas) and deltas[-1] == {}
+    # and back in: an earlier turn's reasoning reaches the template as .Thinking
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello", "reasoning": "Greet."},
+               {"role": "user", "content": "bye"}]
+    rendered = oai.chat.completions.create(model="think", messages=history, extra_body={"_debug_render_only": True})
+    assert "<|im_start|>assistant\n<think>Greet.</think>Hello<|im_end|>" in (
+        rendered.model_extra["_debug_info"]["rendered_template"])
+
+
 def test_logprobs(oai: openai.OpenAI) -> None:
     reply = oai.chat.completions.create(model="m", messages=HI, max_tokens=3, logprobs=True, top_logprobs=2)
     entries = reply.choices[0].logprobs.content
