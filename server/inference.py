@@ -217,7 +217,7 @@ async def generate(
         await scheduler.unload(str(resolved.model.model_path))
         yield {"model": req.model, "created_at": now_text(), "response": "", "done": True, "done_reason": "unload"}
         return
-    if req.raw and (req.template or req.system or req.context is not None):
+    if req.raw and (req.template or req.system or req.context):
         raise APIError("raw mode does not support template, system, or context", 400)
     think = check_think(resolved, req.model, req.think)
     if COMPLETION not in resolved.capabilities:
