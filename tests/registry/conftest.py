@@ -20,14 +20,14 @@ def registry_binary() -> str:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def registry(registry_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     instance = start_registry(tmp_path_factory.mktemp("registry"))
     yield instance
     instance.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the bundled SmolLM2 as smollm2:135m, to push from."""
     directory = tmp_path_factory.mktemp("source")
@@ -36,7 +36,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pushed(source: Server, registry: Registry) -> str:
     """smollm2 pushed to the registry as <registry>/library/smol:latest."""
     name = f"{registry.host}/library/smol:latest"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -183,11 +184,14 @@ def test_htpasswd_registry_with_docker_config_credentials(registry_binary: str, 
         assert manifest_of(server, name)[1] == digests
         generate(server, name)
 
-        anonymous = fresh()
-        items = pull(anonymous, name)
+        # The config is read when a registry asks: no credentials, then wrong ones.
+        delete(server, name)
+        config_file = server.models.parent / "docker" / "config.json"
+        config_file.unlink()
+        items = pull(server, name)
         assert items[-1]["error"].startswith("pull model manifest: unauthorized: access denied (no credentials for")
-        wrong = fresh(docker_config={"auths": {private.host: {"username": "alice", "password": "nope"}}})
-        assert pull(wrong, name)[-1] == {"error": "pull model manifest: unauthorized: access denied"}
+        config_file.write_text(json.dumps({"auths": {private.host: {"username": "alice", "password": "nope"}}}))
+        assert pull(server, name)[-1] == {"error": "pull model manifest: unauthorized: access denied"}
     finally:
         private.stop()
 

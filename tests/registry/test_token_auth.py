@@ -142,5 +142,6 @@ def test_push_and_pull_through_a_token_server(token_registry, fresh) -> None:
     assert "repository:team/smol:pull,push" in scopes and "repository:team/smol:pull" in scopes
     assert not (server.models.parent / "home" / ".ollama" / "id_ed25519").exists()
 
-    anonymous = fresh()
-    assert pull(anonymous, name)[-1]["error"].startswith("pull model manifest: 401: ")
+    delete(server, name)
+    (server.models.parent / "docker" / "config.json").unlink()  # read per request: now anonymous
+    assert pull(server, name)[-1]["error"].startswith("pull model manifest: 401: ")
