@@ -75,6 +75,20 @@ def time_curl(url: str, target: Path) -> float:
     return elapsed
 
 
+def time_curl_verified(url: str, target: Path, digest: str) -> float:
+    """curl piped through tee and sha256sum: a download that is checked, as a pull is."""
+    os.sync()
+    start = time.perf_counter()
+    done = subprocess.run(f"curl -sS --fail {url} | tee {target} | sha256sum", shell=True, check=True,
+                          capture_output=True, text=True)
+    subprocess.run(["sync", str(target)], check=True)
+    elapsed = time.perf_counter() - start
+    if done.stdout.split()[0] != digest.split(":")[1]:
+        raise RuntimeError("curl fetched something else")
+    target.unlink()
+    return elapsed
+
+
 def time_pull(server_url: str, name: str) -> float:
     os.sync()
     start = time.perf_counter()
@@ -103,22 +117,25 @@ def main() -> int:
         digest, url = publish(registry, work, args.size)
         server = start_server(out / "models", work / "server.log")
         name = f"{registry.host}/bench/big:latest"
-        curl_times, pull_times = [], []
+        times: dict[str, list[float]] = {"curl": [], "pollama": [], "curl|sha256sum+sync": []}
         for run in range(args.runs):
             order = [("curl", lambda: time_curl(url, out / "curl.bin")),
-                     ("pollama", lambda: time_pull(server.url, name))]
+                     ("pollama", lambda: time_pull(server.url, name)),
+                     ("curl|sha256sum+sync", lambda: time_curl_verified(url, out / "curl.bin", digest))]
             if run % 2:
                 order.reverse()
             for label, fn in order:
                 seconds = fn()
-                (curl_times if label == "curl" else pull_times).append(seconds)
-                print(f"run {run + 1} {label:8s} {seconds:6.2f} s  {args.size / seconds / 1e6:7.1f} MB/s", flush=True)
-        curl_rate = args.size / statistics.median(curl_times) / 1e6
-        pull_rate = args.size / statistics.median(pull_times) / 1e6
-        print(f"\nblob {digest[:19]}… {args.size / 1e9:.2f} GB, writing to {'tmpfs' if args.tmpfs else work}")
-        print(f"curl     median {curl_rate:7.1f} MB/s")
-        print(f"pollama  median {pull_rate:7.1f} MB/s  (pull = parts, hashing, fsync, rename, manifest)")
-        print(f"ratio pollama/curl = {pull_rate / curl_rate:.2f}")
+                times[label].append(seconds)
+                print(f"run {run + 1} {label:20s} {seconds:6.2f} s  {args.size / seconds / 1e6:7.1f} MB/s", flush=True)
+        rates = {label: args.size / statistics.median(values) / 1e6 for label, values in times.items()}
+        print(f"\nblob {digest[:19]}… {args.size / 1e9:.2f} GB, writing to {'tmpfs' if args.tmpfs else work}, "
+              f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        print(f"curl                 median {rates['curl']:7.1f} MB/s")
+        print(f"pollama              median {rates['pollama']:7.1f} MB/s  (parts, SHA-256, fsync, rename, manifest)")
+        print(f"curl|sha256sum+sync  median {rates['curl|sha256sum+sync']:7.1f} MB/s  (a verified, durable download)")
+        print(f"ratio pollama/curl = {rates['pollama'] / rates['curl']:.2f}; "
+              f"pollama/(curl|sha256sum+sync) = {rates['pollama'] / rates['curl|sha256sum+sync']:.2f}")
     finally:
         if server is not None:
             server.stop()

@@ -46,7 +46,7 @@ from pathlib import Path
 from modelstore.blobs import fsync_directory
 from modelstore.store import ModelStore
 from registry import rangeget
-from registry.transport import Cancelled, RegistryClient, RegistryError
+from registry.transport import Cancelled, NotFound, RegistryClient, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,8 @@ def _go_os_error(op: str, path: Path, exc: OSError) -> str:
 class BlobDownload:
     """One blob being fetched; `run()` happens on its own thread."""
 
-    def __init__(self, store: ModelStore, digest: str, client: RegistryClient, url: str, size_hint: int = 0) -> None:
+    def __init__(self, store: ModelStore, digest: str, client: RegistryClient, url: str,
+                 size_hint: int | None = None) -> None:
         self.store = store
         self.digest = digest
         self.client = client.acquire()
@@ -362,7 +363,7 @@ class BlobDownload:
 
     def _prepare(self) -> bool:
         """Parts from state files, else from a HEAD; returns whether the download starts afresh."""
-        parts = read_states(self.partial, self.size_hint)
+        parts = read_states(self.partial, self.size_hint or 0)
         if parts is not None:
             size = os.fstat(self._fd).st_size if self._fd is not None else 0
             for part in parts:  # data that is not there cannot have been completed
@@ -376,10 +377,18 @@ class BlobDownload:
         for stale in state_paths(self.partial):
             stale.unlink(missing_ok=True)
         extents_path(self.partial).unlink(missing_ok=True)
-        response = self.client.request("HEAD", self.url)
-        response.close()
-        length = response.headers.get("content-length")
-        self.total = int(length) if length and length.isdigit() else self.size_hint
+        try:
+            response = self.client.request("HEAD", self.url)
+            response.close()
+            length = response.headers.get("content-length")
+        except NotFound:
+            raise
+        except RegistryError as exc:
+            if self.size_hint is None:
+                raise
+            log.info("HEAD of %s failed (%s); using the size in the manifest", self.digest[7:19], exc)
+            length = None
+        self.total = int(length) if length and length.isdigit() else (self.size_hint or 0)
         self.parts = [Part(n=i, offset=offset, size=size) for i, (offset, size) in enumerate(part_plan(self.total))]
         for part in self.parts:
             write_state(self._state_path(part), part.state_bytes())
@@ -395,6 +404,8 @@ class BlobDownload:
         if self.total == 0:
             return
         try:
+            if not hasattr(os, "posix_fallocate"):
+                raise OSError(errno.EOPNOTSUPP, "no fallocate")
             os.posix_fallocate(fd, 0, self.total)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
@@ -733,8 +744,8 @@ _downloads: dict[str, BlobDownload] = {}
 _downloads_lock = threading.Lock()
 
 
-def join_download(store: ModelStore, digest: str, client: RegistryClient, url: str, size_hint: int = 0
-                  ) -> BlobDownload:
+def join_download(store: ModelStore, digest: str, client: RegistryClient, url: str,
+                  size_hint: int | None = None) -> BlobDownload:
     """The running download of this blob in this store, or a new one; call `release` when done."""
     key = str(store.blobs.path(digest))
     with _downloads_lock:

@@ -40,6 +40,7 @@ class Behaviour:
     redirect_to: str | None = None  # base URL of the storage host
     storage_ignores_range: bool = False
     registry_ignores_range: bool = False
+    head_fails: bool = False
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     token_requests: list[str] = field(default_factory=list)
     signature_ok: list[bool] = field(default_factory=list)
@@ -93,6 +94,12 @@ def make_handler(behaviour: Behaviour, role: str) -> type[BaseHTTPRequestHandler
             behaviour.requests.append((role, f"{self.command} {self.path}", dict(self.headers.items())))
 
         def do_HEAD(self) -> None:  # noqa: N802
+            if behaviour.head_fails and role == "registry":
+                self._record()
+                self.send_response(405)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.do_GET(head=True)
 
         def do_GET(self, head: bool = False) -> None:  # noqa: N802
@@ -278,3 +285,14 @@ def test_unknown_model_and_https_without_insecure(servers, tmp_path: Path) -> No
     assert items == [{"status": "pulling manifest"}]
     assert error.startswith(f'pull model manifest: Get "https://{registry}/v2/library/m/manifests/latest"')
     assert not store.manifests()
+
+
+def test_an_empty_blob_and_a_registry_without_head(servers, tmp_path: Path) -> None:
+    behaviour = Behaviour(blob=os.urandom(300_000), config=b"", head_fails=True)
+    registry = servers(behaviour, "registry")
+    store = ModelStore(tmp_path / "models")
+    items = run_pull(store, f"{registry}/library/m:latest")
+    assert items[-1] == {"status": "success"}
+    assert store.blobs.read_bytes(behaviour.blob_digest) == behaviour.blob  # size taken from the manifest
+    assert store.blobs.read_bytes(behaviour.config_digest) == b""
+    assert {"status": f"pulling {behaviour.config_digest[7:19]}", "digest": behaviour.config_digest} in items
