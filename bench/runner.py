@@ -3,7 +3,8 @@
 Prints single-stream decode tokens/s and time to first token for both, then aggregate tokens/s through
 the runner with 4 and 8 concurrent streams (parallel=8). Greedy sampling on raw prompts; every prompt
 starts differently so neither side reuses a cached prefix. Direct and runner trials alternate, so that
-noise from other work on the machine hits both alike; medians are reported.
+noise from other work on the machine hits both alike; the comparison column is the median of the
+per-trial (paired) ratios and differences.
 
     .venv/bin/python bench/runner.py [--gguf PATH] [--tokens 128] [--trials 7] [--flash-attn on|off]
 """
@@ -95,10 +96,11 @@ def main() -> None:
     r_ttft, r_rate = med(t for t, _ in through), med(r for _, r in through)
     print(f"{Path(args.gguf).name}: {threads} threads, flash attention {args.flash_attn}, "
           f"{args.tokens} tokens, median of {args.trials}")
-    print(f"{'':24}{'direct Llama':>13}{'runner':>10}{'runner/direct':>15}")
-    print(f"{'decode tok/s':24}{d_rate:13.1f}{r_rate:10.1f}{r_rate / d_rate:15.3f}")
-    print(f"{'time to first token ms':24}{d_ttft * 1e3:13.1f}{r_ttft * 1e3:10.1f}"
-          f"{(r_ttft - d_ttft) * 1e3:+13.1f}ms")
+    rate_ratio = med(r[1] / d[1] for d, r in zip(direct, through, strict=True))
+    ttft_delta = med(r[0] - d[0] for d, r in zip(direct, through, strict=True))
+    print(f"{'':24}{'direct Llama':>13}{'runner':>10}{'paired':>15}")
+    print(f"{'decode tok/s':24}{d_rate:13.1f}{r_rate:10.1f}{rate_ratio:14.3f}x")
+    print(f"{'time to first token ms':24}{d_ttft * 1e3:13.1f}{r_ttft * 1e3:10.1f}{ttft_delta * 1e3:+13.1f}ms")
     for streams, rate in totals.items():
         print(f"runner, {streams} concurrent streams: {rate:.1f} tok/s aggregate")
 
