@@ -9,8 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelstore.names import parse_name
 from registry import auth, download
@@ -160,6 +158,10 @@ def test_token_flow_never_signs_for_a_foreign_realm() -> None:
 
 
 def test_key_is_created_in_ollamas_format_and_signs_like_ollama(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography", reason="ed25519 signing needs the cryptography package")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     key = auth.load_or_create_key(tmp_path)
     private = (tmp_path / "id_ed25519").read_bytes()
     assert private.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----\n")

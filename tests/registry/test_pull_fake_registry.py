@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelstore.names import parse_name
 from modelstore.store import ModelStore
@@ -140,6 +139,8 @@ def make_handler(behaviour: Behaviour, role: str) -> type[BaseHTTPRequestHandler
             pub_b64, _, signature_b64 = self.headers.get("Authorization", "").partition(":")
             ok = False
             try:
+                from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
                 key = Ed25519PublicKey.from_public_bytes(base64.b64decode(pub_b64)[-32:])
                 key.verify(base64.b64decode(signature_b64), auth.signing_string(url))
                 ok = True
@@ -201,6 +202,7 @@ def _statuses(items: list[dict]) -> list[str]:
 
 
 def test_ollama_shaped_registry_signed_token_and_cross_host_redirect(servers, tmp_path: Path) -> None:
+    pytest.importorskip("cryptography", reason="ed25519 signing needs the cryptography package")
     behaviour = Behaviour(blob=os.urandom(3 * 1024 * 1024 + 17), config=b'{"model_format":"gguf"}\n',
                           require_token=True)
     storage = servers(behaviour, "storage", host="localhost")  # another hostname than the registry's
