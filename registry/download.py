@@ -388,7 +388,11 @@ class BlobDownload:
                 raise
             log.info("HEAD of %s failed (%s); using the size in the manifest", self.digest[7:19], exc)
             length = None
-        self.total = int(length) if length and length.isdigit() else (self.size_hint or 0)
+        head_size = int(length) if length and length.isdigit() else None
+        if self.size_hint and head_size is not None and head_size != self.size_hint:
+            log.warning("%s: HEAD says %d bytes, the manifest %d; going by the manifest", self.digest[7:19],
+                        head_size, self.size_hint)
+        self.total = self.size_hint or head_size or 0
         self.parts = [Part(n=i, offset=offset, size=size) for i, (offset, size) in enumerate(part_plan(self.total))]
         for part in self.parts:
             write_state(self._state_path(part), part.state_bytes())

@@ -298,3 +298,59 @@ def test_an_empty_blob_and_a_registry_without_head(servers, tmp_path: Path) -> N
     assert store.blobs.read_bytes(behaviour.blob_digest) == behaviour.blob  # size taken from the manifest
     assert store.blobs.read_bytes(behaviour.config_digest) == b""
     assert {"status": f"pulling {behaviour.config_digest[7:19]}", "digest": behaviour.config_digest} in items
+
+
+def test_http_proxy_from_the_environment_carries_every_request(servers, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    seen: list[str] = []
+
+    class Forward(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _forward(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            target = urlsplit(self.path)  # a proxy gets absolute URIs
+            upstream = http.client.HTTPConnection(target.hostname, target.port)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "connection")}
+            upstream.request(self.command, target.path + (f"?{target.query}" if target.query else ""),
+                             headers=headers)
+            response = upstream.getresponse()
+            body = response.read()
+            self.send_response(response.status)
+            for key, value in response.getheaders():
+                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", response.getheader("Content-Length") or str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            upstream.close()
+
+        do_GET = _forward  # noqa: N815
+        do_HEAD = _forward  # noqa: N815
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        behaviour = Behaviour(blob=os.urandom(700_000), config=b"{}\n")
+        registry = servers(behaviour, "registry")
+        for variable in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.server_address[1]}")
+        store = ModelStore(tmp_path / "models")
+        assert run_pull(store, f"{registry}/library/m:latest")[-1] == {"status": "success"}
+        assert store.blobs.read_bytes(behaviour.blob_digest) == behaviour.blob
+        blob_requests = [line for line in seen if behaviour.blob_digest in line]
+        assert len(blob_requests) >= 3  # HEAD, the Range probe and the ranged parts, all through the proxy
+        assert len([r for _, r, _ in behaviour.requests if behaviour.blob_digest in r]) == len(blob_requests)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
