@@ -267,6 +267,7 @@ class BlobDownload:
         self.actual_digest: str | None = None  # set when the data hashed to something else
         self.references = 0
         self._fd: int | None = None
+        self._locked = False
         self._sockets: set[socket.socket] = set()
         self._sockets_lock = threading.Lock()
         self._unit_lock = threading.Lock()
@@ -318,6 +319,8 @@ class BlobDownload:
             log.exception("download of %s failed", self.digest)
             self.error = RegistryError(str(exc) or type(exc).__name__)
         finally:
+            if self.error is not None and self._locked and self._nothing_kept():
+                self._remove_partial_files()  # no progress to keep: give the (reserved) space back
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -350,10 +353,16 @@ class BlobDownload:
             self._save_states()
         self._finish(fd)
 
+    def _nothing_kept(self) -> bool:
+        if self.units:
+            return not any(unit.done for unit in self.units)
+        return not any(part.completed for part in self.parts)
+
     def _lock_partial(self, fd: int) -> None:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._locked = True
                 return
             except BlockingIOError:
                 if self.cancel.wait(0.2):

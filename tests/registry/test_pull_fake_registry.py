@@ -282,6 +282,7 @@ def test_unknown_model_and_https_without_insecure(servers, tmp_path: Path) -> No
     items, error = asyncio.run(first_error(f"{registry}/library/m:latest", True))
     assert items == [{"status": "pulling manifest"}]
     assert error == "file does not exist"  # the blob HEAD got a 404
+    assert not any((tmp_path / "models" / "blobs").iterdir())  # no empty -partial left behind
     # Without insecure the client speaks TLS to a plain-HTTP server and fails before any manifest.
     items, error = asyncio.run(first_error(f"{registry}/library/m:latest", False))
     assert items == [{"status": "pulling manifest"}]
