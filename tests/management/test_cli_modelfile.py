@@ -16,7 +16,7 @@ from modelstore.modelfile_parser import Command, parse_modelfile
 from server.cli_models import format_params
 from tests.conftest import REPO, Server
 from tests.management.conftest import digest_of
-from tests.management.tiny import write_lora_gguf
+from tests.management.tiny import write_lora_gguf, write_tiny_llama
 
 TEMPLATE = """{{- if .System }}<|im_start|>system
 {{ .System }}<|im_end|>
@@ -214,3 +214,18 @@ def test_create_errors_from_the_server(shared_server: Server, tmp_path: Path) ->
         "Error: unsupported quantization type Q5_K_M - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0")
     missing = pollama(shared_server, "show", "nope")
     assert missing.returncode == 1 and missing.stderr.strip() == "Error: model 'nope:latest' not found"
+
+
+def test_create_from_a_safetensors_directory(shared_server: Server, tmp_path: Path) -> None:
+    """`FROM ./dir` uploads the directory's model files under relative names; `--quantize` quantizes."""
+    write_tiny_llama(tmp_path / "tiny")
+    (tmp_path / "Modelfile").write_text("FROM ./tiny\nPARAMETER num_ctx 512\n")
+    result = pollama(shared_server, "create", "tiny-cli", "-f", str(tmp_path / "Modelfile"), "--quantize", "q4_K_M")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    for file in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"):
+        assert f"copying file {digest_of(tmp_path / 'tiny' / file)} 100%" in lines
+    assert "converting model" in lines and "quantizing F16 model to Q4_K_M 100%" in lines
+    assert lines[-2:] == ["writing manifest", "success"]
+    info = pollama(shared_server, "show", "tiny-cli").stdout
+    assert "Q4_K_M" in info and "num_ctx" in info
