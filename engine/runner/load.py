@@ -10,9 +10,15 @@ import llama_cpp as lc
 
 from engine.protocol import LoadSpec, RunnerInfo
 from engine.runner.llama import POOLING_NAMES, LlamaContext, LlamaModel, supports_gpu_offload
+from engine.runner.media import Projector
 
 # An embedding request's inputs share one decode, one sequence id each, up to this many at a time.
 EMBED_MAX_SEQUENCES = 16
+
+
+def embed_sequences(n_ctx: int) -> int:
+    """Inputs embedded together by one decode: at most 16, and never more than the window's tokens."""
+    return min(EMBED_MAX_SEQUENCES, n_ctx)
 
 
 @dataclass
@@ -21,8 +27,11 @@ class LoadedModel:
     ctx: LlamaContext
     info: RunnerInfo
     num_batch: int  # prompt tokens one sequence may add to a step
+    projector: Projector | None = None  # images, for a model loaded with a projector
 
     def close(self) -> None:
+        if self.projector is not None:
+            self.projector.close()
         self.ctx.close()
         self.model.close()
 
@@ -57,8 +66,9 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
         if spec.embedding:
             # Whole inputs go in one micro-batch (non-causal models need that) and share one KV buffer.
             pooling = model.pooling_type()
+            # llama.cpp reserves one output per sequence in a batch, so a tiny window takes fewer sequences.
             ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                               n_seq_max=EMBED_MAX_SEQUENCES, n_threads=threads, flash_attn=spec.flash_attn,
+                               n_seq_max=embed_sequences(n_ctx), n_threads=threads, flash_attn=spec.flash_attn,
                                kv_cache_type=spec.kv_cache_type, embeddings=True, kv_unified=True,
                                pooling_type=lc.LLAMA_POOLING_TYPE_MEAN if pooling is None else pooling)
             num_batch = n_ctx
@@ -69,6 +79,13 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
                                kv_cache_type=spec.kv_cache_type, embeddings=False)
         if spec.adapters:
             ctx.set_adapters([model.load_adapter(path) for path in spec.adapters])
+        projector = None
+        if spec.projectors and not spec.embedding:
+            try:
+                projector = Projector(spec.projectors[0], model, threads=threads, use_gpu=offload)
+            except BaseException:
+                ctx.close()
+                raise
     except BaseException:
         model.close()
         raise
@@ -80,4 +97,4 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
         model_size_bytes=model.size_bytes, gpu_offload=offload,
         n_gpu_layers=(layers if n_gpu_layers < 0 else min(n_gpu_layers, layers)) if offload else 0,
         pooling=POOLING_NAMES.get(ctx.pooling_type, "none") if spec.embedding else "none")
-    return LoadedModel(model=model, ctx=ctx, info=info, num_batch=num_batch)
+    return LoadedModel(model=model, ctx=ctx, info=info, num_batch=num_batch, projector=projector)

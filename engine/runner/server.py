@@ -33,7 +33,7 @@ from engine.protocol import (
 )
 from engine.runner.embed import PooledEmbedder, SlotEmbedder
 from engine.runner.llama import LlamaError, init_backend
-from engine.runner.load import EMBED_MAX_SEQUENCES, LoadedModel, load_model
+from engine.runner.load import LoadedModel, embed_sequences, load_model
 from engine.runner.loop import PromptError, StepLoop
 from engine.runner.slots import SlotPool
 
@@ -123,7 +123,7 @@ class CompletionRunner(Runner):
         super().__init__(channel, loaded)
         self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.info.num_ctx)
         self.loop = StepLoop(loaded.model, loaded.ctx, self.slots, num_ctx=loaded.info.num_ctx,
-                             num_batch=loaded.num_batch, emit=channel.send)
+                             num_batch=loaded.num_batch, emit=channel.send, projector=loaded.projector)
         self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.info.num_ctx)
         self.waiting_embeds: deque[Embed] = deque()  # until a slot is idle
 
@@ -161,7 +161,7 @@ class EmbeddingRunner(Runner):
     def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
         super().__init__(channel, loaded)
         self.embedder = PooledEmbedder(loaded.model, loaded.ctx, num_ctx=loaded.info.num_ctx,
-                                       max_sequences=EMBED_MAX_SEQUENCES)
+                                       max_sequences=embed_sequences(loaded.num_batch))
 
     def handle(self, command: object) -> None:
         match command:
