@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,7 +12,7 @@ from engine.capabilities import model_capabilities
 from engine.client import RunnerError
 from engine.options import Options
 from engine.protocol import EmbedResult
-from engine.scheduler import ModelSpec, QueueFull, Scheduler
+from engine.scheduler import QueueFull, Scheduler
 from modelstore import gojson
 from modelstore.model import load_model
 from modelstore.names import parse_name
@@ -48,19 +47,10 @@ def normalize(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-def embedding_spec(resolved: Resolved) -> ModelSpec:
-    """Embedding runs in a runner loaded for it; a generative model used for embeddings gets a second
-    runner (its own key), so chat and embed requests never force each other's reload."""
-    spec = model_spec(resolved)
-    if spec.embedding:
-        return spec
-    return dataclasses.replace(spec, key=spec.key + "#embedding", embedding=True)
-
-
 async def _run(scheduler: Scheduler, resolved: Resolved, opts: Options, keep_alive: float | None,
                work: Callable[[Any], Awaitable[EmbedResult | None]]) -> EmbedResult | None:
     try:
-        async with scheduler.use(embedding_spec(resolved), opts, keep_alive) as loaded:
+        async with scheduler.use(model_spec(resolved), opts, keep_alive) as loaded:
             return await work(loaded)
     except QueueFull as e:
         raise APIError(str(e), 503) from None
