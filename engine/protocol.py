@@ -38,6 +38,7 @@ class LoadSpec:
     use_mmap: bool | None = None  # None = llama.cpp's default
     num_thread: int = 0  # 0 = physical cores
     adapters: list[str] = field(default_factory=list)  # LoRA files
+    projectors: list[str] = field(default_factory=list)  # vision projector GGUFs (the first is used)
     embedding: bool = False
     flash_attn: bool | None = None  # None = llama.cpp decides
     kv_cache_type: str = ""  # "" = f16; else a ggml type name such as "q8_0"

@@ -224,6 +224,7 @@ class Scheduler:
             use_mmap=opts.use_mmap,
             num_thread=opts.num_thread,
             adapters=list(spec.adapters),
+            projectors=list(spec.projectors),
             embedding=spec.embedding,
             flash_attn=self.flash_attention,
             kv_cache_type=self.kv_cache_type,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from engine.protocol import CompletionRequest, Done, Failure, Reply, Token
 from engine.runner.llama import Batch, LlamaContext, LlamaError, LlamaModel
+from engine.runner.media import MediaError, Projector
 from engine.runner.sampling import Sampler, SamplingParams, token_logprobs
 from engine.runner.sequence import Sequence
 from engine.runner.slots import SlotPool
@@ -43,8 +44,9 @@ def _ns(seconds: float) -> int:
 
 class StepLoop:
     def __init__(self, model: LlamaModel, ctx: LlamaContext, slots: SlotPool, *, num_ctx: int, num_batch: int,
-                 emit: Callable[[Reply], None]) -> None:
+                 emit: Callable[[Reply], None], projector: Projector | None = None) -> None:
         self.model = model
+        self.projector = projector
         self.ctx = ctx
         self.slots = slots
         self.num_ctx = num_ctx
@@ -90,6 +92,9 @@ class StepLoop:
     # --- admission ------------------------------------------------------------------------------
 
     def _admit(self, request_id: int, request: CompletionRequest) -> None:
+        if request.images and self.projector is not None:
+            self._admit_with_images(request_id, request)
+            return
         options = request.options
         tokens = self.model.tokenize(request.prompt, add_special=True, parse_special=True)
         num_keep = options.get("num_keep", 4)
@@ -117,6 +122,41 @@ class StepLoop:
             num_predict=num_predict if 0 < num_predict <= limit else limit, num_keep=num_keep,
             shift=request.shift, logprobs=request.logprobs, top_logprobs=request.top_logprobs,
             cached_tokens=cached))
+
+    def _admit_with_images(self, request_id: int, request: CompletionRequest) -> None:
+        """A prompt with images is evaluated whole, at once, into an emptied slot (no prefix reuse, no
+        context shift); its first token is sampled right away, before another decode replaces the logits."""
+        assert self.projector is not None
+        options = request.options
+        started = time.perf_counter()
+        slot = self.slots.borrow_empty()
+        assert slot is not None  # admission only runs while a slot is idle
+        sampler = None
+        try:
+            sampler = Sampler(self.model, SamplingParams.from_options(options), num_ctx=self.num_ctx,
+                              grammar=request.grammar)
+            evaluated = self.projector.evaluate(self.ctx, request.prompt, request.images, seq_id=slot.seq_id,
+                                                num_batch=self.num_batch, num_ctx=self.num_ctx)
+        except (MediaError, LlamaError) as err:
+            if sampler is not None:
+                sampler.close()
+            self.slots.truncate(slot, 0)
+            self.slots.release(slot)
+            self.emit(Reply(request_id, Failure(str(err), getattr(err, "status", 500))))
+            return
+        slot.tokens = evaluated.tokens
+        sampler.accept_prompt(evaluated.text_tokens)
+        limit = 10 * self.num_ctx
+        num_predict = options.get("num_predict", -1)
+        seq = Sequence(
+            request_id=request_id, prompt_len=len(evaluated.tokens), sampler=sampler,
+            text=TextStream(options.get("stop") or []), slot=slot, pending=[],
+            num_predict=num_predict if 0 < num_predict <= limit else limit, num_keep=0, shift=False,
+            logprobs=request.logprobs, top_logprobs=request.top_logprobs, started=started)
+        self.running.append(seq)
+        seq.output_index = -1  # the last logits of the evaluation
+        self._sample(seq)
+        seq.output_index = None
 
     # --- one step -------------------------------------------------------------------------------
 
