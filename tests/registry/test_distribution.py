@@ -113,6 +113,13 @@ def test_pull_errors_and_push_of_a_missing_model(source: Server, registry: Regis
     assert (status, items) == (400, [{"error": "invalid model name"}])
     status, items = call(server, "/api/push", {"model": ""})
     assert (status, items) == (400, [{"error": "model is required"}])
+    assert call(server, "/api/pull", {}) == (400, [{"error": "invalid model name"}])  # probe A35
+    assert call(server, "/api/push", {}) == (400, [{"error": "model is required"}])  # probe A36
+    for path in ("/api/pull", "/api/push"):
+        response = httpx.post(server.url + path, content=b" ")
+        assert (response.status_code, response.json()) == (400, {"error": "missing request body"})
+        response = httpx.post(server.url + path, json={"model": "x", "insecure": "yes"})
+        assert response.status_code == 400 and "cannot unmarshal string" in response.json()["error"]
     status, items = call(server, "/api/push", {"name": f"{registry.host}/library/absent", "insecure": True})
     path = server.models / "manifests" / registry.host / "library/absent/latest"
     assert items == [{"status": "retrieving manifest"}, {"status": "couldn't retrieve manifest"},
