@@ -239,7 +239,7 @@ async def generate(
             yield {"model": req.model, "created_at": now_text(), "response": "", "done": False,
                    "_debug_info": _debug_info(prompt, images)}
             return
-        thinking = None if req.raw else thinking_parser(resolved, model_template, think, prompt)
+        thinking = thinking_parser(resolved, model_template, think, prompt)  # raw prompts too, as Ollama
         request = CompletionRequest(prompt=prompt, options=opts.predict_options(), grammar=grammar,
                                     shift=req.shift is not False, truncate=req.truncate is not False,
                                     logprobs=req.logprobs, top_logprobs=req.top_logprobs,

@@ -87,3 +87,17 @@ def test_models_that_cannot_think(http: httpx.Client) -> None:
     r = http.post("/api/generate", json={"model": "m", "prompt": "hi", "think": False, "stream": False,
                                          "options": {"num_predict": 2}})
     assert r.status_code == 200 and "thinking" not in r.json()
+
+
+def test_raw_prompt_that_opens_the_tag(http: httpx.Client) -> None:
+    """A raw prompt skips the template, not the thinking parser (as Ollama's generate)."""
+    turn = "<|im_start|>{}\n{}<|im_end|>\n"
+    prompt = (turn.format("system", HISTORY[0]["content"]) + turn.format("user", "What is 1+1?")
+              + turn.format("assistant", "<think>One plus one is two.</think>2") + turn.format("user", "What is 2+2?")
+              + "<|im_start|>assistant\n<think>")
+    body = {"model": "think", "prompt": prompt, "raw": True, "stream": False, "options": GREEDY}
+    answer = http.post("/api/generate", json=body).json()
+    assert (answer["thinking"], answer["response"]) == ("Two plus two is four.", "4")
+    assert "context" not in answer
+    off = http.post("/api/generate", json={**body, "think": False}).json()
+    assert "thinking" not in off and off["response"] == "Two plus two is four.</think>4"
