@@ -77,30 +77,29 @@ def parse_go_duration(text: str) -> float:
     return sign * total
 
 
-def _keep_alive_env(raw: str) -> float:
-    """OLLAMA_KEEP_ALIVE: a Go duration or bare seconds; negative means forever."""
+def _seconds_env(raw: str, default: float) -> float:
+    """A duration variable: a Go duration or bare integer seconds; the default when unset or invalid."""
     if not raw:
-        return 300.0
+        return default
     try:
-        seconds = float(int(raw))
+        return float(int(raw))
     except ValueError:
-        try:
-            seconds = parse_go_duration(raw)
-        except DurationError:
-            return 300.0
+        pass
+    try:
+        return parse_go_duration(raw)
+    except DurationError:
+        return default
+
+
+def _keep_alive_env(raw: str) -> float:
+    """OLLAMA_KEEP_ALIVE: negative means forever."""
+    seconds = _seconds_env(raw, 300.0)
     return FOREVER if seconds < 0 else seconds
 
 
 def _load_timeout(raw: str) -> float | None:
-    if not raw:
-        return 300.0
-    try:
-        seconds = float(int(raw))
-    except ValueError:
-        try:
-            seconds = parse_go_duration(raw)
-        except DurationError:
-            return 300.0
+    """OLLAMA_LOAD_TIMEOUT: zero or negative means no limit."""
+    seconds = _seconds_env(raw, 300.0)
     return None if seconds <= 0 else seconds
 
 
