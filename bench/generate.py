@@ -20,6 +20,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.runner.load import physical_cores  # noqa: E402
 from server.bundled import bundled_gguf  # noqa: E402
 from tests.conftest import start_server  # noqa: E402
 
@@ -35,7 +36,9 @@ def prompt(index: int) -> str:
 def bench_direct(model: Path, runs: int, tokens: int) -> list[tuple[float, float]]:
     from llama_cpp import Llama
 
-    llm = Llama(str(model), n_ctx=4096, n_batch=512, verbose=False)
+    # The same thread count pollama's runner uses (llama-cpp-python alone would take half the CPUs).
+    threads = physical_cores()
+    llm = Llama(str(model), n_ctx=4096, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False)
     llm.create_completion("warm up", max_tokens=4, temperature=0)
     results = []
     for index in range(runs):
