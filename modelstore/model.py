@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,7 +69,12 @@ class Model:
         return self.name.display_shortest()
 
     def gguf(self) -> GGUFInfo | None:
-        """The model layer's GGUF header (cached by the reader); None without a GGUF model layer."""
+        """The model layer's GGUF header; None without a GGUF model layer."""
+        return self._gguf_header
+
+    @functools.cached_property
+    def _gguf_header(self) -> GGUFInfo | None:
+        # A request asks for the header several times: look it up (in the reader's cache) once per Model.
         if self.model_path is None or not is_gguf(self.model_path):
             return None
         return read_gguf(self.model_path)
