@@ -2,9 +2,9 @@
 
 Prints single-stream decode tokens/s and time to first token for both, then aggregate tokens/s through
 the runner with 4 and 8 concurrent streams (parallel=8). Greedy sampling on raw prompts; every prompt
-starts differently so neither side reuses a cached prefix. Direct and runner trials alternate, so that
-noise from other work on the machine hits both alike; the comparison column is the median of the
-per-trial (paired) ratios and differences.
+starts differently so neither side reuses a cached prefix. Direct and runner trials alternate (and take
+turns going first), so that noise from other work on the machine hits both alike; the comparison column
+is the median of the per-trial (paired) ratios and differences.
 
     .venv/bin/python bench/runner.py [--gguf PATH] [--tokens 128] [--trials 7] [--flash-attn on|off]
 """
@@ -84,8 +84,11 @@ def main() -> None:
         loop.run_until_complete(runner_stream(runner, 0, 16))
         direct, through = [], []
         for trial in range(1, args.trials + 1):
-            direct.append(direct_stream(llm, trial, args.tokens))
+            if trial % 2:  # alternate who goes first, so that order effects cancel out
+                direct.append(direct_stream(llm, trial, args.tokens))
             through.append(loop.run_until_complete(runner_stream(runner, 100 + trial, args.tokens))[:2])
+            if not trial % 2:
+                direct.append(direct_stream(llm, trial, args.tokens))
         totals = {n: loop.run_until_complete(aggregate(runner, n, args.tokens)) for n in (4, 8)}
     finally:
         loop.run_until_complete(runner.close())
