@@ -280,15 +280,6 @@ class _Response(BaseModel):
         return self.model_dump(exclude_none=True, by_alias=True)
 
 
-class Metrics(_Response):
-    total_duration: int | None = None
-    load_duration: int | None = None
-    prompt_eval_count: int | None = None
-    prompt_eval_duration: int | None = None
-    eval_count: int | None = None
-    eval_duration: int | None = None
-
-
 class DebugInfo(_Response):
     rendered_template: str
     image_count: int | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,6 +38,20 @@ def _error_events(e: APIError) -> list[bytes]:
     """A failure after the stream began: an `error` payload (the SDKs raise on it), then [DONE]."""
     return [openai.sse_data(openai.error_body(e.message, e.status)), openai.DONE]
 
+async def _stream_or_whole(chunks: AsyncIterator[dict], *, stream: bool, stream_options: Any,
+                           chunker: Callable[[bool], Any], whole: Callable[[list[dict]], dict]) -> Response:
+    """Native chunks as OpenAI server-sent events, or collected into one OpenAI object."""
+    if stream:
+        sse = chunker(bool(stream_options and stream_options.include_usage))
+        return await openai.sse_response(
+            chunks, lambda chunk: [openai.sse_data(c) for c in sse.process(chunk)],
+            on_error_before=_error, on_error_after=_error_events, finish=lambda: [openai.DONE])
+    try:
+        collected = await openai.collect(chunks)
+    except APIError as e:
+        return _error(e)
+    return openai.json_response(whole(collected))
+
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
@@ -49,18 +64,11 @@ async def chat_completions(request: Request) -> Response:
         return openai.error_response(str(e), 400)
     chunks = inference.chat(state.store, state.scheduler, native, started)
     completion_id = openai.chat_id()
-    if req.stream and not native.debug_render_only:
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        chunker = openai.ChatChunker(completion_id, native.model, int(time.time()), include_usage)
-        return await openai.sse_response(
-            chunks, lambda chunk: [openai.sse_data(c) for c in chunker.process(chunk)],
-            on_error_before=_error, on_error_after=_error_events, finish=lambda: [openai.DONE])
-    try:
-        collected = await openai.collect(chunks)
-    except APIError as e:
-        return _error(e)
-    final = inference.join_chunks(collected, chat_request=True, with_tools=bool(native.tools))
-    return openai.json_response(openai.chat_completion(completion_id, final))
+    return await _stream_or_whole(
+        chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
+        chunker=lambda usage: openai.ChatChunker(completion_id, native.model, int(time.time()), usage),
+        whole=lambda collected: openai.chat_completion(completion_id, inference.join_chunks(
+            collected, chat_request=True, with_tools=bool(native.tools))))
 
 
 @router.post("/v1/completions")
@@ -74,18 +82,11 @@ async def completions(request: Request) -> Response:
         return openai.error_response(str(e), 400)
     chunks = inference.generate(state.store, state.scheduler, native, started)
     completion_id = openai.completion_id()
-    if req.stream and not native.debug_render_only:
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        chunker = openai.CompletionChunker(completion_id, native.model, int(time.time()), include_usage)
-        return await openai.sse_response(
-            chunks, lambda chunk: [openai.sse_data(c) for c in chunker.process(chunk)],
-            on_error_before=_error, on_error_after=_error_events, finish=lambda: [openai.DONE])
-    try:
-        collected = await openai.collect(chunks)
-    except APIError as e:
-        return _error(e)
-    final = inference.join_chunks(collected, chat_request=False, with_tools=False)
-    return openai.json_response(openai.completion(completion_id, final))
+    return await _stream_or_whole(
+        chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
+        chunker=lambda usage: openai.CompletionChunker(completion_id, native.model, int(time.time()), usage),
+        whole=lambda collected: openai.completion(completion_id, inference.join_chunks(
+            collected, chat_request=False, with_tools=False)))
 
 
 @router.post("/v1/embeddings")
