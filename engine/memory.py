@@ -6,6 +6,7 @@ KV bytes per layer, a compute-graph estimate, then layers placed on GPUs from th
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -13,9 +14,11 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from modelstore.gguf import GGUFInfo
 
+log = logging.getLogger(__name__)
 MIB = 1 << 20
 MINIMUM_GPU_MEMORY = 457 * MIB  # what Ollama keeps free on every GPU
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0}
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")  # what OLLAMA_KV_CACHE_TYPE may ask for
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
 
@@ -41,6 +44,27 @@ class Estimate:
     @property
     def fully_offloaded(self) -> bool:
         return self.gpu_layers > self.layers
+
+
+def effective_kv_cache_type(requested: str, flash_attention: bool | None) -> str:
+    """The KV cache type runners really get for OLLAMA_KV_CACHE_TYPE, and that memory estimates use.
+
+    As Ollama's era-A llm/server.go: the value is lowercased; a type other than f16/q8_0/q4_0 is
+    ignored, and so is a quantized type with flash attention turned off (llama.cpp cannot quantize the
+    V cache without it), each with a warning; f16 is used instead. Flash attention left to llama.cpp
+    (None) keeps the quantized type: llama.cpp then turns flash attention on for it."""
+    kind = requested.strip().lower()
+    if kind in ("", "f16"):
+        return "f16"
+    if kind not in KV_CACHE_TYPES:
+        log.warning("kv cache type not supported by model: OLLAMA_KV_CACHE_TYPE=%s is not one of %s; using f16",
+                    requested, ", ".join(KV_CACHE_TYPES))
+        return "f16"
+    if flash_attention is False:
+        log.warning("quantized kv cache requested but flash attention disabled: OLLAMA_KV_CACHE_TYPE=%s "
+                    "needs flash attention, which OLLAMA_FLASH_ATTENTION turns off; using f16", requested)
+        return "f16"
+    return kind
 
 
 def tensor_bytes(type_id: int, shape: list[int]) -> int:

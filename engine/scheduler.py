@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from engine.client import RunnerError, RunnerProcess
 from engine.gpu import nvidia_gpus
-from engine.memory import Estimate, estimate, system_memory
+from engine.memory import Estimate, effective_kv_cache_type, estimate, system_memory
 from engine.options import Options
 from engine.protocol import LoadSpec
 from modelstore.gguf import read_gguf
@@ -113,7 +113,7 @@ class Scheduler:
         self.default_num_ctx = default_num_ctx
         self.load_timeout = load_timeout
         self.flash_attention = flash_attention
-        self.kv_cache_type = kv_cache_type
+        self.kv_cache_type = effective_kv_cache_type(kv_cache_type, flash_attention)  # for estimates and runners alike
         self.gpu_overhead = gpu_overhead
         self._loaded: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()

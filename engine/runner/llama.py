@@ -7,13 +7,16 @@ modules that use it.
 from __future__ import annotations
 
 import ctypes
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
 import llama_cpp as lc
 import numpy as np
 
-# Ollama accepts these for OLLAMA_KV_CACHE_TYPE; anything else falls back to f16.
+log = logging.getLogger(__name__)
+# Ollama accepts these for OLLAMA_KV_CACHE_TYPE; the daemon resolves anything else to f16 before a load
+# (engine.memory.effective_kv_cache_type), so that its memory estimate matches.
 KV_CACHE_TYPES = {"f16": lc.GGML_TYPE_F16, "q8_0": lc.GGML_TYPE_Q8_0, "q4_0": lc.GGML_TYPE_Q4_0}
 POOLING_NAMES = {
     lc.LLAMA_POOLING_TYPE_NONE: "none", lc.LLAMA_POOLING_TYPE_MEAN: "mean", lc.LLAMA_POOLING_TYPE_CLS: "cls",
@@ -197,7 +200,10 @@ class LlamaContext:
         params.kv_unified = kv_unified
         params.flash_attn_type = {None: lc.LLAMA_FLASH_ATTN_TYPE_AUTO, True: lc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
                                   False: lc.LLAMA_FLASH_ATTN_TYPE_DISABLED}[flash_attn]
-        kv_type = KV_CACHE_TYPES.get(kv_cache_type or "f16", lc.GGML_TYPE_F16)
+        kv_type = KV_CACHE_TYPES.get((kv_cache_type or "f16").lower())
+        if kv_type is None:
+            log.warning("unknown KV cache type %r, using f16", kv_cache_type)
+            kv_type = lc.GGML_TYPE_F16
         params.type_k = params.type_v = kv_type
         ctx = lc.llama_init_from_model(model.model, params)
         if not ctx:
