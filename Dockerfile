@@ -17,7 +17,20 @@
 # The default image is the last stage: neither the GGUF nor `--bundled` is in it.
 #
 # Build arguments:
-#   VARIANT=cpu          the only variant for now (a CUDA one will come later).
+#   VARIANT=cpu          (default) llama.cpp for the CPU only.
+#   VARIANT=cuda         llama.cpp with its CUDA backend as well, for NVIDIA GPUs:
+#                          docker build --build-arg VARIANT=cuda -t pollama:cuda .
+#                          docker run -d --gpus all -p 11434:11434 -v ollama:/root/.ollama pollama:cuda
+#                        It uses Debian's own CUDA 11.8 toolkit (bookworm non-free; nvcc runs with gcc 11 as
+#                        its host compiler, which is what that toolkit supports) and its runtime libraries
+#                        (cudart, cuBLAS); the driver comes from the host through the NVIDIA container
+#                        runtime, which also provides NVML, from which pollama reads free VRAM to choose
+#                        how many layers to offload. Compiling the CUDA kernels takes long (an hour or
+#                        more on a few cores); CUDA_ARCHITECTURES narrows it, e.g. "80-virtual" alone.
+#   CUDA_ARCHITECTURES   CMAKE_CUDA_ARCHITECTURES for VARIANT=cuda. The default is llama.cpp's own list less
+#                        90-virtual: this llama.cpp uses Hopper-only intrinsics that CUDA 11.8's headers lack,
+#                        so code for compute 9.0 does not compile; H100/H200 run the compute 8.0 PTX instead
+#                        (the driver compiles it once at first load).
 #   LLAMA_CMAKE_ARGS     how llama.cpp is compiled. The default is a portable x86-64 build with AVX2/FMA/F16C
 #                        (no -march=native: the image may run on another CPU than the one that built it);
 #                        pass "-DGGML_NATIVE=ON" for a build tuned to the building machine.
@@ -32,18 +45,27 @@ ARG VARIANT=cpu
 FROM debian:bookworm-slim AS build
 ARG VARIANT
 ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
-RUN test "$VARIANT" = cpu || { echo "VARIANT=$VARIANT is not supported yet (only cpu)" >&2; exit 1; }
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv build-essential cmake ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ARG CUDA_ARCHITECTURES="50-virtual;61-virtual;70-virtual;75-virtual;80-virtual;86-real;89-real"
+RUN case "$VARIANT" in cpu|cuda) ;; *) echo "VARIANT=$VARIANT: expected cpu or cuda" >&2; exit 1;; esac
+COPY docker/apt-variant /usr/local/bin/apt-variant
+RUN apt-variant build "$VARIANT" python3 python3-venv build-essential cmake ca-certificates
 RUN python3 -m venv /opt/pollama
 ENV PATH=/opt/pollama/bin:$PATH \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LD_LIBRARY_PATH=/opt/cuda-stub
 
 # llama-cpp-python alone first: it is the long step (a C++ build of llama.cpp).
 RUN --mount=type=cache,target=/var/cache/pollama-pip \
-    export PIP_CACHE_DIR=/var/cache/pollama-pip/$(echo "$VARIANT $LLAMA_CMAKE_ARGS" | md5sum | cut -c1-12) \
- && CMAKE_ARGS="$LLAMA_CMAKE_ARGS" pip install llama-cpp-python==0.3.36 \
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
+ && if [ "$VARIANT" = cuda ]; then \
+      CMAKE_ARGS="$CMAKE_ARGS -DGGML_CUDA=ON -DCMAKE_CUDA_HOST_COMPILER=/usr/bin/cuda-g++ \
+                  -DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHITECTURES"; \
+      cache_key="$VARIANT $CMAKE_ARGS"; \
+    else \
+      cache_key="$VARIANT $LLAMA_CMAKE_ARGS"; \
+    fi \
+ && export PIP_CACHE_DIR=/var/cache/pollama-pip/$(echo "$cache_key" | md5sum | cut -c1-12) \
+ && CMAKE_ARGS="$CMAKE_ARGS" pip install llama-cpp-python==0.3.36 \
  && python -c "import llama_cpp; print('llama.cpp', llama_cpp.__version__, 'built')"
 
 COPY pyproject.toml README.md /src/
@@ -57,18 +79,21 @@ RUN --mount=type=cache,target=/var/cache/pollama-pip \
 
 # ---- runtime: the venv and only what it needs at run time --------------------------------------------------
 FROM debian:bookworm-slim AS runtime
+ARG VARIANT
 # The trust store is Debian's alone: a CA that the build host mounts into /usr/local/share/ca-certificates
 # for the build's own downloads (container-check does) would otherwise be baked into /etc/ssl/certs when
 # ca-certificates is installed; its links are removed and the bundle is made again without that folder.
 # Runtime stages download nothing.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 libgomp1 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+COPY docker/apt-variant /usr/local/bin/apt-variant
+RUN apt-variant runtime "$VARIANT" python3 libgomp1 ca-certificates \
  && find /etc/ssl/certs -lname '/usr/local/share/ca-certificates/*' -delete \
  && update-ca-certificates --fresh --localcertsdir /nonexistent >/dev/null
 COPY --from=build /opt/pollama /opt/pollama
+# What the NVIDIA container runtime should hand in (used by the cuda variant; without a GPU runtime it is inert).
 ENV PATH=/opt/pollama/bin:$PATH \
-    OLLAMA_HOST=0.0.0.0:11434
+    OLLAMA_HOST=0.0.0.0:11434 \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    NVIDIA_VISIBLE_DEVICES=all
 VOLUME /root/.ollama
 EXPOSE 11434
 ENTRYPOINT ["pollama"]

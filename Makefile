@@ -25,4 +25,7 @@ test: install
 	$(VENV)/bin/pytest
 
 bench: install
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) bench/generate.py
+	$(PY) bench/servers.py
+	$(PY) bench/pull.py

@@ -281,6 +281,7 @@ class BlobDownload:
         self._hash_result: str | None = None
         self._wake = threading.Event()
         self.bytes_fetched = 0  # over the network in this run (for logs and tests)
+        self.received_at = 0.0
 
     # --- progress -----------------------------------------------------------------------------
 
@@ -347,11 +348,16 @@ class BlobDownload:
         self._direct_url, self._direct_status = self.client.resolve_blob(self.url)
         log.info("downloading %s in %d %s part(s)", self.digest[7:19], len(self.parts),
                  f"{self.parts[0].size / 1e6:.0f} MB" if self.parts else "0 B")
+        started = time.monotonic()
         try:
             self._transfer()
         finally:
             self._save_states()
+        transferred = time.monotonic()
         self._finish(fd)
+        log.info("%s: %d bytes fetched in %.2f s, hashed %.2f s later, durable and visible %.2f s after that",
+                 self.digest[7:19], self.bytes_fetched, self.received_at - started, transferred - self.received_at,
+                 time.monotonic() - transferred)
 
     def _nothing_kept(self) -> bool:
         if self.units:
@@ -489,6 +495,7 @@ class BlobDownload:
             self._wake.set()
             raise
         finally:
+            self.received_at = time.monotonic()
             hasher.join()
 
     def _parallel(self) -> None:
