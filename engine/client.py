@@ -46,6 +46,9 @@ ERROR_MARKERS = ("error:", "Error:", "error loading model", "panic:", "CUDA erro
                  "out of memory", "failed to allocate", "Traceback", "Exception")
 LAST_ERROR_LIMIT = 8192
 CLOSE_GRACE_SECONDS = 5.0
+# Ollama's loop guard (llm/llama_server.go Completion): a completion whose whitespace-trimmed chunk is
+# the same more than this many times in a row is aborted silently, with no final Done.
+TOKEN_REPEAT_LIMIT = 30
 
 
 class _Terminated:
@@ -156,14 +159,26 @@ class RunnerProcess:
         return await self._call(lambda rid: Embed(rid, list(inputs), truncate))  # type: ignore[return-value]
 
     async def completion(self, req: CompletionRequest) -> AsyncIterator[Token | Done]:
-        """Stream a completion. Leaving the loop early (or aclose()) cancels it in the runner."""
+        """Stream a completion. Leaving the loop early (or aclose()) cancels it in the runner.
+
+        A model stuck in a loop (the same trimmed chunk more than TOKEN_REPEAT_LIMIT times in a row)
+        is cancelled and the stream ends without a Done, as Ollama does."""
         request_id, queue = self._open()
         finished = False
+        last, repeats = "", 0
         try:
             self._send(Complete(request_id, req))
             while True:
                 payload = await queue.get()
                 if isinstance(payload, Token):
+                    trimmed = payload.text.strip()
+                    if trimmed == last:
+                        repeats += 1
+                    else:
+                        last, repeats = trimmed, 0
+                    if repeats > TOKEN_REPEAT_LIMIT:
+                        log.debug("prediction aborted, token repeat limit reached")
+                        return
                     yield payload
                     continue
                 finished = True
