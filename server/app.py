@@ -14,7 +14,7 @@ from engine.scheduler import Scheduler
 from modelstore.store import ModelStore
 from server.api import RequestError
 from server.envconfig import Settings, load_settings
-from server.http import APIError, error_response
+from server.http import APIError, ClientGone, error_response, gone_response
 from server.middleware import GuardMiddleware
 from server.routes import anthropic as anthropic_routes
 from server.routes import inference, models, registry, system
@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> Response:
         return error_response(exc.message, exc.status)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone) -> Response:
+        return gone_response()
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> Response:

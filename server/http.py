@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +15,12 @@ from starlette.responses import Response, StreamingResponse
 from modelstore import gojson
 from server.api import RequestError
 
+log = logging.getLogger(__name__)
 JSON_UTF8 = "application/json; charset=utf-8"
+
+
+class ClientGone(Exception):
+    """The client closed the connection while its whole (non-streamed) answer was being made."""
 
 
 class APIError(Exception):
@@ -60,6 +68,44 @@ async def read_json(request: Request) -> Any:
     except json.JSONDecodeError as e:
         raise RequestError(_go_decode_error(stripped, e)) from None
     return value
+
+
+async def collect_unless_gone(request: Request, items: AsyncIterator[dict]) -> list[dict]:
+    """Every item of a whole answer, watching the connection meanwhile: a client that goes away cancels
+    the work (a completion's sequence leaves its runner slot at the next step) and ClientGone is raised.
+    A streamed answer needs none of this: Starlette stops a StreamingResponse when the client goes."""
+
+    async def collect() -> list[dict]:
+        try:
+            return [item async for item in items]
+        finally:
+            await _close(items)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    work = asyncio.ensure_future(collect())
+    watch = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    if work.cancelled():
+        log.info("client disconnected, cancelled %s %s", request.method, request.url.path)
+        raise ClientGone()
+    return work.result()
+
+
+def gone_response() -> Response:
+    """What is "sent" to a client that is gone: nothing reaches it."""
+    return Response(status_code=499)
 
 
 def _ndjson_line(item: dict) -> bytes:

@@ -610,11 +610,3 @@ async def sse_response(
             yield event
 
     return StreamingResponse(body(), headers={**SSE_HEADERS, **(headers or {})})
-
-
-async def collect(chunks: AsyncIterator[dict]) -> list[dict]:
-    """Every native chunk of a whole (non-streamed) answer; raises the pipeline's APIError."""
-    try:
-        return [chunk async for chunk in chunks]
-    finally:
-        await close_quietly(chunks)

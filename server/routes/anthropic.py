@@ -13,8 +13,8 @@ from modelstore.store import ModelStore
 from server import anthropic, inference
 from server.api import RequestError
 from server.api_anthropic import MessagesRequest, parse
-from server.http import APIError, read_json
-from server.openai import collect, sse_response
+from server.http import APIError, collect_unless_gone, read_json
+from server.openai import sse_response
 from server.state import get_state
 
 router = APIRouter()
@@ -60,7 +60,7 @@ async def messages(request: Request) -> Response:
             on_error_after=lambda e: [anthropic.sse_event("error", anthropic.stream_error(e))],
             headers=anthropic.STREAM_HEADERS)
     try:
-        collected = await collect(chunks)
+        collected = await collect_unless_gone(request, chunks)
     except APIError as e:
         return _error(e)
     final = inference.join_chunks(collected, chat_request=True, with_tools=bool(native.tools))

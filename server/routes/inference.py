@@ -19,7 +19,7 @@ from server.api import (
     GenerateResponse,
     parse_request,
 )
-from server.http import APIError, json_response, read_json, stream_response
+from server.http import APIError, collect_unless_gone, json_response, read_json, stream_response
 from server.state import get_state
 
 router = APIRouter()
@@ -30,11 +30,12 @@ async def _wire(chunks: AsyncIterator[dict], shape: type[GenerateResponse] | typ
         yield shape.model_validate(chunk).wire()
 
 
-async def _respond(chunks: AsyncIterator[dict], *, stream: bool, chat: bool, with_tools: bool) -> Response:
+async def _respond(request: Request, chunks: AsyncIterator[dict], *, stream: bool, chat: bool,
+                   with_tools: bool) -> Response:
     shape = ChatResponse if chat else GenerateResponse
     if stream:
         return await stream_response(_wire(chunks, shape))
-    collected = [chunk async for chunk in chunks]
+    collected = await collect_unless_gone(request, chunks)
     if not collected:
         raise APIError("no response", 500)
     return json_response(shape.model_validate(inference.join_chunks(collected, chat_request=chat,
@@ -66,7 +67,7 @@ async def generate(request: Request) -> Response:
     single, chunks = await _single_if_done(chunks)
     if single is not None:
         return json_response(GenerateResponse.model_validate(single).wire())
-    return await _respond(chunks, stream=req.stream is not False, chat=False, with_tools=False)
+    return await _respond(request, chunks, stream=req.stream is not False, chat=False, with_tools=False)
 
 
 @router.post("/api/chat")
@@ -78,7 +79,7 @@ async def chat(request: Request) -> Response:
     single, chunks = await _single_if_done(chunks)
     if single is not None:
         return json_response(ChatResponse.model_validate(single).wire())
-    return await _respond(chunks, stream=req.stream is not False, chat=True, with_tools=bool(req.tools))
+    return await _respond(request, chunks, stream=req.stream is not False, chat=True, with_tools=bool(req.tools))
 
 
 @router.post("/api/embed")

@@ -16,7 +16,7 @@ from server import inference, openai
 from server.api import RequestError
 from server.api_openai import ChatCompletionRequest, CompletionRequest, EmbedRequest, parse
 from server.embed import embed
-from server.http import APIError, read_json
+from server.http import APIError, collect_unless_gone, read_json
 from server.state import get_state
 
 router = APIRouter()
@@ -38,7 +38,7 @@ def _error_events(e: APIError) -> list[bytes]:
     """A failure after the stream began: an `error` payload (the SDKs raise on it), then [DONE]."""
     return [openai.sse_data(openai.error_body(e.message, e.status)), openai.DONE]
 
-async def _stream_or_whole(chunks: AsyncIterator[dict], *, stream: bool, stream_options: Any,
+async def _stream_or_whole(request: Request, chunks: AsyncIterator[dict], *, stream: bool, stream_options: Any,
                            chunker: Callable[[bool], Any], whole: Callable[[list[dict]], dict]) -> Response:
     """Native chunks as OpenAI server-sent events, or collected into one OpenAI object."""
     if stream:
@@ -47,7 +47,7 @@ async def _stream_or_whole(chunks: AsyncIterator[dict], *, stream: bool, stream_
             chunks, lambda chunk: [openai.sse_data(c) for c in sse.process(chunk)],
             on_error_before=_error, on_error_after=_error_events, finish=lambda: [openai.DONE])
     try:
-        collected = await openai.collect(chunks)
+        collected = await collect_unless_gone(request, chunks)
     except APIError as e:
         return _error(e)
     return openai.json_response(whole(collected))
@@ -65,7 +65,7 @@ async def chat_completions(request: Request) -> Response:
     chunks = inference.chat(state.store, state.scheduler, native, started)
     completion_id = openai.chat_id()
     return await _stream_or_whole(
-        chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
+        request, chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
         chunker=lambda usage: openai.ChatChunker(completion_id, native.model, int(time.time()), usage),
         whole=lambda collected: openai.chat_completion(completion_id, inference.join_chunks(
             collected, chat_request=True, with_tools=bool(native.tools))))
@@ -83,7 +83,7 @@ async def completions(request: Request) -> Response:
     chunks = inference.generate(state.store, state.scheduler, native, started)
     completion_id = openai.completion_id()
     return await _stream_or_whole(
-        chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
+        request, chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
         chunker=lambda usage: openai.CompletionChunker(completion_id, native.model, int(time.time()), usage),
         whole=lambda collected: openai.completion(completion_id, inference.join_chunks(
             collected, chat_request=False, with_tools=False)))
