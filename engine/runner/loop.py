@@ -163,7 +163,9 @@ class StepLoop:
     def _fill_batch(self) -> list[Sequence]:
         self.batch.clear()
         scheduled = []
-        for seq in list(self.running):
+        # In sequence-id order: with a KV cache per sequence, llama.cpp splits a batch into one micro-batch
+        # per run of consecutive ids, in the order they appear; sorted, each run is as long as it can be.
+        for seq in sorted(self.running, key=lambda s: s.slot.seq_id):
             slot = seq.slot
             if len(slot.tokens) >= self.num_ctx:  # the window is full
                 if not seq.shift:
