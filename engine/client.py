@@ -183,6 +183,9 @@ class RunnerProcess:
                     continue
                 finished = True
                 if isinstance(payload, Done):
+                    log.debug("completion done: %s, prompt %d tokens (%d from the cache), %d generated",
+                              payload.done_reason, payload.prompt_eval_count, payload.cached_tokens,
+                              payload.eval_count)
                     yield payload
                     return
                 raise self._error(payload)
