@@ -155,11 +155,12 @@ def _upload(client: httpx.Client, path: str, digest: str, progress: Progress) ->
     progress.status(f"copying file {digest} 0%")
     response = client.post(f"/api/blobs/{digest}", content=_read_chunks(real, advance))
     if response.status_code >= 400:
-        raise CLIError(_error_text(response))
+        raise CLIError(error_text(response))
     progress.status(f"copying file {digest} 100%")
 
 
-def _error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response) -> str:
+    """The `error` of an error response, else its body."""
     try:
         body = response.json()
     except ValueError:
@@ -210,7 +211,7 @@ def _stream_create(client: httpx.Client, request: dict[str, Any], progress: Prog
     with client.stream("POST", "/api/create", content=body, headers={"Content-Type": "application/json"}) as r:
         if r.status_code >= 400:
             r.read()
-            raise CLIError(_error_text(r))
+            raise CLIError(error_text(r))
         for line in r.iter_lines():
             if not line.strip():
                 continue
@@ -305,7 +306,7 @@ def show(args: argparse.Namespace) -> int:
     with httpx.Client(base_url=server_url(), timeout=60) as client:
         response = client.post("/api/show", json={"name": args.model, "verbose": args.verbose})
     if response.status_code >= 400:
-        raise CLIError(_error_text(response))
+        raise CLIError(error_text(response))
     resp = response.json()
     if chosen:
         value = resp.get(chosen[0], "")

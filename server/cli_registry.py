@@ -17,6 +17,7 @@ from typing import TextIO
 
 import httpx
 
+from server.cli_models import CLIError, error_text
 from server.envconfig import parse_host
 
 
@@ -110,23 +111,13 @@ class ProgressView:
             self.draw()
 
 
-class CLIError(Exception):
-    pass
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        return response.json().get("error") or response.text
-    except ValueError:
-        return response.text or f"HTTP {response.status_code}"
-
 
 def stream_progress(path: str, body: dict, view: ProgressView) -> None:
     with httpx.Client(base_url=server_url(), timeout=httpx.Timeout(None, connect=10)) as client:
         with client.stream("POST", path, json=body) as response:
             if response.status_code >= 400:
                 response.read()
-                raise CLIError(_error_text(response))
+                raise CLIError(error_text(response))
             for raw in response.iter_lines():
                 if not raw.strip():
                     continue

@@ -8,6 +8,7 @@ slot between steps, so they join while others generate.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,6 +60,12 @@ class StepLoop:
     @property
     def idle(self) -> bool:
         return not self.waiting and not self.running
+
+    def _run(self, seq: Sequence) -> None:
+        """Add a sequence to the running ones, kept in sequence-id order: with a KV cache per sequence,
+        llama.cpp splits a batch into one micro-batch per run of consecutive ids, in the order they appear,
+        so batches built in this order take each step in as few micro-batches as they can."""
+        bisect.insort(self.running, seq, key=lambda s: s.slot.seq_id)
 
     def submit(self, request_id: int, request: CompletionRequest) -> None:
         self.waiting.append((request_id, request))
@@ -116,7 +123,7 @@ class StepLoop:
         cached = len(slot.tokens)
         limit = 10 * self.num_ctx  # Ollama's cap for open-ended requests
         num_predict = options.get("num_predict", -1)
-        self.running.append(Sequence(
+        self._run(Sequence(
             request_id=request_id, prompt_len=len(tokens), sampler=sampler,
             text=TextStream(options.get("stop") or []), slot=slot, pending=tokens[cached:],
             num_predict=num_predict if 0 < num_predict <= limit else limit, num_keep=num_keep,
@@ -153,7 +160,7 @@ class StepLoop:
             text=TextStream(options.get("stop") or []), slot=slot, pending=[],
             num_predict=num_predict if 0 < num_predict <= limit else limit, num_keep=0, shift=False,
             logprobs=request.logprobs, top_logprobs=request.top_logprobs, started=started)
-        self.running.append(seq)
+        self._run(seq)
         seq.output_index = -1  # the last logits of the evaluation
         self._sample(seq)
         seq.output_index = None
@@ -163,9 +170,7 @@ class StepLoop:
     def _fill_batch(self) -> list[Sequence]:
         self.batch.clear()
         scheduled = []
-        # In sequence-id order: with a KV cache per sequence, llama.cpp splits a batch into one micro-batch
-        # per run of consecutive ids, in the order they appear; sorted, each run is as long as it can be.
-        for seq in sorted(self.running, key=lambda s: s.slot.seq_id):
+        for seq in list(self.running):
             slot = seq.slot
             if len(slot.tokens) >= self.num_ctx:  # the window is full
                 if not seq.shift:

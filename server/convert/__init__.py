@@ -28,14 +28,18 @@ def supported_architectures() -> list[str]:
     return sorted(ARCHITECTURES)
 
 
-def _load_config(directory: Path) -> dict[str, Any]:
-    path = directory / "config.json"
+def _read_json(directory: Path, name: str) -> Any:
+    path = directory / name
     if not path.is_file():
-        raise ConvertError("open config.json: no such file or directory")
+        raise ConvertError(f"open {name}: no such file or directory")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConvertError(f"config.json: {e}") from None
+        raise ConvertError(f"{name}: {e}") from None
+
+
+def _load_config(directory: Path) -> dict[str, Any]:
+    config = _read_json(directory, "config.json")
     if not isinstance(config, dict):
         raise ConvertError("config.json: not a JSON object")
     return config
@@ -180,13 +184,7 @@ def convert_adapter(directory: Path, output: Path, base: dict[str, Any]) -> None
     arch = base.get("general.architecture")
     if arch != "llama":
         raise ConvertError("unsupported architecture")
-    path = directory / "adapter_config.json"
-    if not path.is_file():
-        raise ConvertError("open adapter_config.json: no such file or directory")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConvertError(f"adapter_config.json: {e}") from None
+    config = _read_json(directory, "adapter_config.json")
     lora_parameters = config.get("lora_parameters") or {}
     alpha = float(lora_parameters.get("alpha") or config.get("lora_alpha") or 0)
     heads = int(base.get(f"{arch}.attention.head_count") or 0)
