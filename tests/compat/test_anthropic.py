@@ -139,7 +139,7 @@ def tool_history() -> list[dict]:
 
 def test_tool_history(claude: anthropic.Anthropic) -> None:
     message = claude.messages.create(model="tm", max_tokens=3, messages=tool_history(), tools=[WEATHER_TOOL],
-                                     tool_choice={"type": "auto"})
+                                     tool_choice={"type": "auto"}, extra_body=GREEDY)
     assert message.content and message.stop_reason == "max_tokens"
     with pytest.raises(anthropic.BadRequestError) as caught:
         claude.messages.create(model="m", max_tokens=3, messages=HI, tools=[WEATHER_TOOL])
