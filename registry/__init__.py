@@ -14,11 +14,12 @@ Layout:
 * `download` — one blob: Ollama's parts and `-partial`/`-partial-N` state files (resumable by either
   program), parallel ranges, SHA-256 computed as the bytes arrive, fsync + rename only when the
   digest matches, stall/retry/back-off, full-disk handling, downloads shared by concurrent pulls.
+* `inorder` — a blob's SHA-256 while its streams write it out of order, from the buffers they hand over.
 * `upload` — one blob: HEAD, cross-repository mount, PATCH parts with `Content-Range`, `PUT ?digest=`.
 * `pull`, `push` — the progress streams of `/api/pull` and `/api/push`, status for status as Ollama's.
 * `threads` — blocking work on its own threads, awaited from asyncio.
 
 This package depends on `modelstore` only. Tuning knobs, read from the environment when used:
-`POLLAMA_DOWNLOAD_STREAMS` (8), `POLLAMA_DOWNLOAD_STALL_TIMEOUT` (30 s),
+`POLLAMA_DOWNLOAD_STREAMS` (unset: 1 to 8 as they pay; a number fixes it), `POLLAMA_DOWNLOAD_STALL_TIMEOUT` (30 s),
 `POLLAMA_REGISTRY_RETRY_DELAY` (1 s, the first back-off step). `HTTP(S)_PROXY`/`NO_PROXY` apply.
 """

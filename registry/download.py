@@ -2,8 +2,8 @@
 
 On disk, exactly as Ollama (`server/download.go`), so either program can resume the other's download:
 
-* `blobs/sha256-<hex>-partial`: the data, sized to the whole blob up front (space is reserved with
-  fallocate, so a full disk fails at once instead of half way), parts written at their offsets.
+* `blobs/sha256-<hex>-partial`: the data, sized to the whole blob up front (sparse; a filesystem
+  without room for what is missing fails the pull at once), parts written at their offsets.
 * `blobs/sha256-<hex>-partial-<N>`: one JSON line per part, `{"N":0,"Offset":0,"Size":…,"Completed":…}`.
   Parts are `total/16` bytes clamped to [100 MB, 1000 MB]. `Completed` counts the bytes written
   contiguously from `Offset`; a resumed part restarts at `Offset+Completed`, and with state files
@@ -13,11 +13,15 @@ On disk, exactly as Ollama (`server/download.go`), so either program can resume 
   ranges finished beyond each part's contiguous `Completed`, which parallel ranges inside one part
   produce and Ollama's format cannot express, so that a resume skips them too.
 
-Within a part, the bytes still missing are fetched as 16 MiB ranges by up to
-`POLLAMA_DOWNLOAD_STREAMS` (default 8) connections, lowest offsets first. The SHA-256 is computed
-while the data arrives (a thread follows the contiguous prefix), so verification costs almost
-nothing at the end; a blob whose digest differs is deleted and never becomes visible. A good blob
-is fsynced, its state files removed, and renamed onto `sha256-<hex>`.
+The bytes still missing are cut into 16 MiB units, taken lowest offset first. A download starts
+with one connection, which asks for a run of adjacent units per GET (up to 8, about half a second's
+worth at the rate it sees), and StreamRamp adds connections (2, 4, 8) while each doubling fetches at
+least a quarter more; with several, each GET is one unit, so the data still arrives nearly in order.
+`POLLAMA_DOWNLOAD_STREAMS=N` fixes the count at N instead. The SHA-256 is computed while the data
+arrives (registry.inorder follows the contiguous prefix), so verification costs almost nothing at
+the end; a blob whose digest differs is deleted and never becomes visible. A good blob is fsynced
+(writeback of each unit starts as soon as it is whole), its state files removed, and renamed onto
+`sha256-<hex>`.
 
 Failures: a stall (no bytes for `POLLAMA_DOWNLOAD_STALL_TIMEOUT`, default 30 s) retries without
 using up an attempt; other errors retry up to 6 times, sleeping 1, 2, 4, 8, 16, 32 s (times
@@ -46,6 +50,7 @@ from pathlib import Path
 from modelstore.blobs import fsync_directory
 from modelstore.store import ModelStore
 from registry import rangeget
+from registry.inorder import InOrderHash
 from registry.transport import Cancelled, NotFound, RegistryClient, RegistryError
 
 log = logging.getLogger(__name__)
@@ -56,7 +61,9 @@ MAX_PART_SIZE = 1_000_000_000
 MAX_RETRIES = 6
 UNIT_SIZE = 16 << 20
 STATE_INTERVAL = 1.0
-HASH_BUFFER = 1 << 20  # stays in L2: the copy and the hash both run from cache
+RUN_UNITS = 8  # units one GET asks for when a single stream is wanted: fewer requests, still in order
+PROBE_INTERVAL = 0.5  # how long each stream count runs before StreamRamp judges it
+RAMP_TICK = 0.1
 
 
 def _env_float(name: str, default: float) -> float:
@@ -66,8 +73,61 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
-def streams() -> int:
-    return max(1, int(_env_float("POLLAMA_DOWNLOAD_STREAMS", 8)))
+def stream_setting() -> tuple[int, bool]:
+    """(the most streams, whether that count is fixed). `POLLAMA_DOWNLOAD_STREAMS` fixes it; unset, a
+    download adapts between 1 and 8 (see StreamRamp)."""
+    value = os.environ.get("POLLAMA_DOWNLOAD_STREAMS", "")
+    try:
+        return max(1, int(value)), True
+    except ValueError:
+        return 8, False
+
+
+class StreamRamp:
+    """How many streams a download wants. It starts with one (a single GET for the whole blob), doubles
+    while each doubling raises the rate at which verified bytes advance by at least GAIN, and when one
+    does not, goes back to the count before and stays there.
+
+    Extra streams pay off where each connection is capped (CDNs); where one stream already saturates
+    the link, the CPU or the disk, they only add requests and out-of-order data that the SHA-256 (which
+    must run in order) catches up with at the end.
+    """
+
+    GAIN = 1.25
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.streams = 1
+        self._previous = 1
+        self._rate_before: float | None = None
+        self._window: tuple[float, int] | None = None  # (start, bytes fetched by then)
+        self.settled = most == 1
+
+    def observe(self, now: float, fetched: int) -> int:
+        """Bytes fetched so far, at `now`; returns the count wanted. Each count runs for PROBE_INTERVAL,
+        measured from the first bytes (connecting and the first response are not the link's rate)."""
+        if self.settled or not fetched:
+            return self.streams
+        if self._window is None:
+            self._window = (now, fetched)
+        elif now - self._window[0] >= PROBE_INTERVAL:
+            start, before = self._window
+            self._window = (now, fetched)
+            return self.update((fetched - before) / (now - start))
+        return self.streams
+
+    def update(self, rate: float) -> int:
+        """The rate (bytes/s) seen with the current count; returns the count wanted next."""
+        if self.settled:
+            return self.streams
+        if self._rate_before is None or rate >= self._rate_before * self.GAIN:
+            self._rate_before, self._previous = rate, self.streams
+            if self.streams == self.most:
+                self.settled = True
+            self.streams = min(self.most, self.streams * 2)
+        else:
+            self.streams, self.settled = self._previous, True
+        return self.streams
 
 
 def stall_timeout() -> float:
@@ -263,7 +323,6 @@ class BlobDownload:
         self.done = threading.Event()
         self.cancel = threading.Event()  # from outside: the last waiter left
         self._stop = threading.Event()  # for the workers of the current phase
-        self._hash_stop = threading.Event()
         self._fetched = threading.Event()  # every byte is written: the flusher may fsync
         self._synced = False
         self.error: RegistryError | None = None
@@ -275,16 +334,18 @@ class BlobDownload:
         self._sockets_lock = threading.Lock()
         self._unit_lock = threading.Lock()
         self._next_unit = 0
+        self._wanted_streams = 1
         self._worker_error: BaseException | None = None
         self._direct_url = url
         self._direct_status = 200
-        self._hash_epoch = 0
         self._extents: list[tuple[int, int]] = []
         self._saved_extents: list[tuple[int, int]] = []
-        self._hash_result: str | None = None
-        self._wake = threading.Event()
+        self._hash: InOrderHash | None = None  # while the transfer runs
+        self._contiguous_index = 0
+        self._failed = False
         self.bytes_fetched = 0  # over the network in this run (for logs and tests)
-        self.received_at = 0.0
+        self.most_streams = 1
+        self._times: dict[str, float] = {}  # when the last byte arrived, the hash ended, the fsync ended
 
     # --- progress -----------------------------------------------------------------------------
 
@@ -306,7 +367,6 @@ class BlobDownload:
     def _interrupt(self) -> None:
         """Stop the workers now: set their flag and shut their sockets (a blocked recv returns)."""
         self._stop.set()
-        self._wake.set()
         with self._sockets_lock:
             for sock in list(self._sockets):
                 try:
@@ -356,11 +416,12 @@ class BlobDownload:
             self._transfer()
         finally:
             self._save_states()
-        transferred = time.monotonic()
         self._finish(fd)
-        log.info("%s: %d bytes fetched in %.2f s, hashed %.2f s later, durable and visible %.2f s after that",
-                 self.digest[7:19], self.bytes_fetched, self.received_at - started, transferred - self.received_at,
-                 time.monotonic() - transferred)
+        times = self._times
+        log.info("%s: %d bytes fetched in %.2f s (at most %d stream(s)); the hash ended %.2f s later, the fsync "
+                 "%.2f s later, visible %.2f s later", self.digest[7:19], self.bytes_fetched,
+                 times["fetched"] - started, self.most_streams, times["hashed"] - times["fetched"],
+                 times["synced"] - times["fetched"], time.monotonic() - times["fetched"])
 
     def _nothing_kept(self) -> bool:
         if self.units:
@@ -420,23 +481,21 @@ class BlobDownload:
         return self.partial.with_name(f"{self.partial.name}-{part.n}")
 
     def _allocate(self, fd: int, fresh: bool) -> None:
+        """Size the file to the blob, sparse, after checking that the filesystem has room for what is
+        missing, so that a full disk fails at once. (Reserving the space with fallocate would also
+        guard against other writers, but on tmpfs it zeroes every page before the download may start:
+        0.45 s per GiB here, spent again by the writes.)"""
         size = os.fstat(fd).st_size
-        if size > self.total:
+        if size != self.total:
             os.ftruncate(fd, self.total)
         if self.total == 0:
             return
-        try:
-            if not hasattr(os, "posix_fallocate"):
-                raise OSError(errno.EOPNOTSUPP, "no fallocate")
-            os.posix_fallocate(fd, 0, self.total)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                if fresh:
-                    self._remove_partial_files()
-                raise RegistryError(_go_os_error("write", self.partial, exc)) from exc
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                raise
-            os.ftruncate(fd, self.total)
+        stat = os.fstatvfs(fd)
+        allocated = os.fstat(fd).st_blocks * 512
+        if stat.f_bavail * stat.f_frsize < self.total - min(allocated, self.total):
+            if fresh:
+                self._remove_partial_files()
+            raise RegistryError(_go_os_error("write", self.partial, OSError(errno.ENOSPC, "")))
 
     def _remove_partial_files(self) -> None:
         for path in state_paths(self.partial):
@@ -479,7 +538,9 @@ class BlobDownload:
         """Fetch the missing units while one thread hashes the data in order and another hands it to the
         disk, so that when the last byte arrives little is left to hash and little to fsync."""
         self._build_units()
-        hasher = threading.Thread(target=self._hash_loop, name=f"hash-{self.digest[7:19]}", daemon=True)
+        self._contiguous_index = 0
+        self._hash = InOrderHash(self._fd, self.total, self._contiguous)  # type: ignore[arg-type]
+        hasher = threading.Thread(target=self._hash.run, name=f"hash-{self.digest[7:19]}", daemon=True)
         hasher.start()
         flusher = threading.Thread(target=self._flush_loop, name=f"flush-{self.digest[7:19]}", daemon=True)
         flusher.start()
@@ -498,28 +559,41 @@ class BlobDownload:
                 log.info("%s: the server ignores Range; fetching it as one stream", self.digest[7:19])
                 self._sequential()
         except BaseException:
-            self._hash_stop.set()
-            self._wake.set()
+            self._failed = True
+            self._hash.stop()
             raise
         finally:
-            self.received_at = time.monotonic()
+            self._times["fetched"] = time.monotonic()
             self._fetched.set()
             hasher.join()
+            self._times["hashed"] = time.monotonic()
             flusher.join()
+            self._times.setdefault("synced", time.monotonic())
 
     def _parallel(self) -> None:
-        pending = [unit for unit in self.units if unit.remaining]
-        count = min(streams(), len(pending))
-        workers = [threading.Thread(target=self._worker, name=f"pull-{self.digest[7:19]}-{i}", daemon=True)
-                   for i in range(count)]
-        for worker in workers:
-            worker.start()
+        most, fixed = stream_setting()
+        most = max(1, min(most, sum(1 for unit in self.units if unit.remaining)))
+        ramp = None if fixed else StreamRamp(most)
+        self._wanted_streams = most if fixed else 1
+        workers: list[threading.Thread] = []
+        saved = time.monotonic()
         while True:
+            self.most_streams = max(self.most_streams, self._wanted_streams)
+            while len(workers) < self._wanted_streams:
+                worker = threading.Thread(target=self._worker, args=(len(workers),),
+                                          name=f"pull-{self.digest[7:19]}-{len(workers)}", daemon=True)
+                worker.start()
+                workers.append(worker)
             alive = [worker for worker in workers if worker.is_alive()]
             if not alive:
                 break
-            alive[0].join(STATE_INTERVAL)
-            self._save_states()
+            alive[0].join(RAMP_TICK if ramp and not ramp.settled else STATE_INTERVAL)
+            now = time.monotonic()
+            if now - saved >= STATE_INTERVAL:
+                self._save_states()
+                saved = now
+            if ramp and not ramp.settled:
+                self._wanted_streams = ramp.observe(now, self.bytes_fetched)
             if self._worker_error is not None:
                 self._interrupt()
                 for worker in workers:
@@ -530,24 +604,37 @@ class BlobDownload:
         if self._worker_error is not None:
             raise self._worker_error
 
-    def _claim(self) -> Unit | None:
+    def _claim(self, most: int) -> tuple[int, int] | None:
+        """Take the lowest free unit and up to `most - 1` untouched free units right after it, for one GET;
+        returns (first, last)."""
         with self._unit_lock:
-            while self._next_unit < len(self.units):
-                unit = self.units[self._next_unit]
+            while self._next_unit < len(self.units) and not self.units[self._next_unit].remaining:
                 self._next_unit += 1
-                if unit.remaining:
-                    return unit
-            return None
+            first = self._next_unit
+            if first == len(self.units):
+                return None
+            last = first
+            while (last - first + 1 < most and last + 1 < len(self.units)
+                   and self.units[last + 1].done == 0):
+                last += 1
+            self._next_unit = last + 1
+            return first, last
 
-    def _worker(self) -> None:
+    def _worker(self, number: int) -> None:
         fetcher = rangeget.RangeFetcher(timeout=stall_timeout(), context=self.client.ssl, cancel=self._stop,
                                         register=self._register_socket)
         try:
-            while not self._stop.is_set() and self._worker_error is None:
-                unit = self._claim()
-                if unit is None:
+            run_units = 1
+            while not self._stop.is_set() and self._worker_error is None and number < self._wanted_streams:
+                run = self._claim(run_units if self._wanted_streams == 1 else 1)
+                if run is None:
                     return
-                self._fetch_unit(fetcher, unit)
+                started, before = time.monotonic(), sum(self.units[i].done for i in range(run[0], run[1] + 1))
+                self._fetch_run(fetcher, *run)
+                fetched = sum(self.units[i].done for i in range(run[0], run[1] + 1)) - before
+                # Alone, ask for about a probe interval's worth per GET at the rate just seen.
+                rate = fetched / max(time.monotonic() - started, 1e-3)
+                run_units = max(1, min(RUN_UNITS, int(rate * PROBE_INTERVAL / UNIT_SIZE)))
         except BaseException as exc:  # noqa: BLE001 - handed to the controller
             if self._worker_error is None:
                 self._worker_error = exc
@@ -573,30 +660,29 @@ class BlobDownload:
         except OSError as exc:
             raise rangeget.SinkError(exc) from exc
 
-    def _fetch_unit(self, fetcher: rangeget.RangeFetcher, unit: Unit) -> None:
+    def _fetch_run(self, fetcher: rangeget.RangeFetcher, first: int, last: int) -> None:
+        """Fetch units first..last, adjacent, with one GET (more when one is cut short or fails)."""
         failures = 0
-        while unit.remaining:
+        index = first
+        stop = self.units[last].start + self.units[last].size
+        while index <= last:
             if self._stop.is_set():
                 raise Cancelled()
-            before = unit.done
+            unit = self.units[index]
+            if not unit.remaining:
+                index += 1
+                continue
             generation = self.client.generation
-
-            def sink(offset: int, data: memoryview, unit: Unit = unit) -> None:
-                self._write(offset, data)
-                unit.done += len(data)
-                self.bytes_fetched += len(data)
-                self._wake.set()
-
+            sink = _RunSink(self, index)
             try:
-                fetcher.fetch(self._direct_url, unit.start + unit.done, unit.start + unit.size - 1, {}, sink,
-                              self.client.auth_headers)
-                if unit.remaining == 0:
-                    return
-                if unit.done > before:
+                fetcher.fetch(self._direct_url, unit.start + unit.done, stop - 1, {}, sink, self.client.auth_headers)
+                index = sink.index
+                if sink.received:
                     failures = 0
-                    continue  # a short read: carry on from where it stopped
+                    continue  # done, or a short read: the loop carries on from where it stopped
                 error: Exception = RegistryError("unexpected EOF")
             except rangeget.Stalled:
+                index = sink.index
                 log.info("%s part stalled; retrying. If this persists, press ctrl-c to exit, then "
                          "'ollama pull' to find a faster connection.", self.digest[7:19])
                 continue
@@ -614,7 +700,8 @@ class BlobDownload:
                     self._reresolve()
             except RegistryError as exc:
                 error = exc
-            if unit.done > before:
+            index = sink.index
+            if sink.received:
                 failures = 0
             failures += 1
             if failures >= MAX_RETRIES:
@@ -643,24 +730,8 @@ class BlobDownload:
                     raise Cancelled()
                 for unit in self.units:
                     unit.done = 0
-                self._hash_epoch += 1
-                self._wake.set()
-                index = 0
-
-                def sink(offset: int, data: memoryview) -> None:
-                    nonlocal index
-                    self._write(offset, data)
-                    self.bytes_fetched += len(data)
-                    remaining = len(data)
-                    while remaining and index < len(self.units):
-                        unit = self.units[index]
-                        take = min(remaining, unit.remaining)
-                        unit.done += take
-                        remaining -= take
-                        if unit.remaining == 0:
-                            index += 1
-                    self._wake.set()
-
+                self._hash.restart()
+                sink = _RunSink(self, 0)
                 try:
                     fetcher.fetch(self._direct_url, 0, self.total - 1, {}, sink, self.client.auth_headers)
                     if all(unit.remaining == 0 for unit in self.units):
@@ -688,36 +759,13 @@ class BlobDownload:
 
     # --- hashing and state --------------------------------------------------------------------
 
-    def _contiguous_from(self, index: int) -> tuple[int, int]:
-        units = self.units
+    def _contiguous(self) -> int:
+        """Where the bytes written contiguously from the start end."""
+        units, index = self.units, self._contiguous_index
         while index < len(units) and units[index].remaining == 0:
             index += 1
-        end = self.total if index == len(units) else units[index].start + units[index].done
-        return index, end
-
-    def _hash_loop(self) -> None:
-        """SHA-256 of the data as it becomes contiguous; restarts when the sequential fallback does."""
-        buffer = bytearray(HASH_BUFFER)
-        view = memoryview(buffer)
-        epoch, digest, position, index = -1, hashlib.sha256(), 0, 0
-        while not self._hash_stop.is_set():
-            if epoch != self._hash_epoch:
-                epoch, digest, position, index = self._hash_epoch, hashlib.sha256(), 0, 0
-            if position >= self.total:
-                self._hash_result = "sha256:" + digest.hexdigest()
-                return
-            index, available = self._contiguous_from(index)
-            if available <= position:
-                self._wake.wait(0.05)
-                self._wake.clear()
-                continue
-            count = min(available - position, HASH_BUFFER)
-            n = os.preadv(self._fd, [view[:count]], position)  # type: ignore[arg-type]
-            if n <= 0:
-                self._wake.wait(0.05)
-                continue
-            digest.update(view[:n])
-            position += n
+        self._contiguous_index = index
+        return self.total if index == len(units) else units[index].start + units[index].done
 
     def _flush_loop(self) -> None:
         """Start writeback of each unit once it is whole; fsync when everything is written. Runs beside the
@@ -730,9 +778,10 @@ class BlobDownload:
                     started.add(index)
                     start_writeback(self._fd, unit.start, unit.size)  # type: ignore[arg-type]
             if fetched:
-                if self._worker_error is None and not self._stop.is_set() and not self._hash_stop.is_set():
+                if self._worker_error is None and not self._stop.is_set() and not self._failed:
                     os.fdatasync(self._fd)  # type: ignore[arg-type]
                     self._synced = True
+                    self._times["synced"] = time.monotonic()
                 return
 
     def _save_states(self) -> None:
@@ -761,9 +810,7 @@ class BlobDownload:
     # --- finishing ----------------------------------------------------------------------------
 
     def _finish(self, fd: int) -> None:
-        if self.total == 0:
-            self._hash_result = "sha256:" + hashlib.sha256().hexdigest()
-        actual = self._hash_result
+        actual = "sha256:" + hashlib.sha256().hexdigest() if self.total == 0 else self._hash.result
         if actual is None:
             raise RegistryError("download ended before its data was hashed")
         if actual != self.digest:
@@ -779,6 +826,36 @@ class BlobDownload:
         os.chmod(self.partial, 0o644)
         os.replace(self.partial, self.path)
         fsync_directory(self.path.parent)
+
+
+class _RunSink:
+    """Writes one response into the adjacent units of a run, from `index` on, and offers each received
+    buffer to the hash."""
+
+    def __init__(self, download: BlobDownload, index: int) -> None:
+        self.download = download
+        self.index = index
+        self.received = 0
+
+    def __call__(self, offset: int, data: memoryview) -> bytearray | None:
+        download = self.download
+        start, received = offset, data
+        while data:
+            unit = download.units[self.index]
+            if not unit.remaining:
+                self.index += 1
+                unit = download.units[self.index]
+            piece = data[:unit.remaining]
+            download._write(offset, piece)
+            unit.done += len(piece)
+            self.received += len(piece)
+            download.bytes_fetched += len(piece)
+            offset += len(piece)
+            data = data[len(piece):]
+        spare = download._hash.offer(start, received)
+        if spare is None:
+            download._hash.wake()
+        return spare
 
 
 # --- downloads shared between pulls ---------------------------------------------------------------

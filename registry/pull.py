@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from modelstore.blobs import InvalidDigest
@@ -27,7 +28,8 @@ from registry.transport import MANIFEST_ACCEPT, RegistryClient, RegistryError
 
 log = logging.getLogger(__name__)
 
-TICK = 0.06
+TICK = 0.06  # between progress reports of a blob
+POLL = 0.01  # between looks at whether a blob is done: its end is reported without waiting out a tick
 
 
 def progress(status: str, digest: str = "", total: int = 0, completed: int = 0) -> dict:
@@ -117,9 +119,12 @@ async def _pull_blob(store: ModelStore, client: RegistryClient, name: Name, laye
         return
     job = download.join_download(store, digest, client, client.url(name, "blobs", digest), layer.size)
     try:
+        reported = 0.0
         while not job.done.is_set():
-            await asyncio.sleep(TICK)
-            if job.prepared.is_set() and not job.done.is_set():
+            await asyncio.sleep(POLL)
+            now = time.monotonic()
+            if now - reported >= TICK and job.prepared.is_set() and not job.done.is_set():
+                reported = now
                 yield progress(status, digest, job.total, job.completed)
     finally:
         download.release(job)

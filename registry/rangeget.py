@@ -29,7 +29,10 @@ BUFFER_SIZE = 1 << 20
 MAX_HEADER_BYTES = 64 * 1024
 MAX_REDIRECTS = 10
 
-Sink = Callable[[int, memoryview], None]
+# sink(offset, data) takes each piece of the body as it arrives. It may keep the receive buffer behind
+# `data` (a bytearray of BUFFER_SIZE, when `data.obj` is one) by returning another such bytearray, which
+# the fetcher receives into from then on; it returns None otherwise.
+Sink = Callable[[int, memoryview], "bytearray | None"]
 
 
 class RangeIgnored(Exception):
@@ -313,7 +316,9 @@ class RangeFetcher:
             n = self._recv(conn, buffer[:room])
             if n == 0:
                 break
-            sink(offset + written, buffer[:n])
+            spare = sink(offset + written, buffer[:n])
+            if spare is not None:
+                self._buffer, buffer = spare, memoryview(spare)
             written += n
         complete = length is not None and written == length and not conn.pending
         return written, complete

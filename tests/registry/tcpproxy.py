@@ -13,7 +13,8 @@ class CountingProxy:
     `down` counts bytes sent to clients (responses), `up` bytes from clients (requests).
     `cut_after(n)`: once `n` more response bytes have gone through, close every open connection
     (gracefully: what was counted was delivered). `rate`: response bytes per second, all
-    connections together (None: unlimited).
+    connections together (None: unlimited). `connection_rate`: response bytes per second of each
+    connection on its own, as a CDN caps them.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -23,6 +24,7 @@ class CountingProxy:
         self.connections = 0
         self.cuts = 0
         self.rate: float | None = None
+        self.connection_rate: float | None = None
         self._cut_at: int | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._budget_time = time.monotonic()
@@ -68,6 +70,8 @@ class CountingProxy:
             return
         self._writers.update((client_writer, upstream_writer))
 
+        own_budget = [time.monotonic()]
+
         async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool) -> None:
             try:
                 while True:
@@ -76,6 +80,9 @@ class CountingProxy:
                         break
                     if downstream:
                         await self._throttle(len(data))
+                        if self.connection_rate:
+                            own_budget[0] = _paced(own_budget[0], len(data) / self.connection_rate)
+                            await _sleep_until(own_budget[0])
                         if writer.is_closing():  # cut meanwhile: this chunk is never delivered
                             break
                         if self._cut_at is not None and self.down + len(data) >= self._cut_at:
@@ -109,8 +116,17 @@ class CountingProxy:
     async def _throttle(self, count: int) -> None:
         if not self.rate:
             return
-        now = time.monotonic()
-        self._budget_time = max(self._budget_time, now) + count / self.rate
-        delay = self._budget_time - now
-        if delay > 0:
-            await asyncio.sleep(delay)
+        self._budget_time = _paced(self._budget_time, count / self.rate)
+        await _sleep_until(self._budget_time)
+
+
+def _paced(budget: float, seconds: float) -> float:
+    """When the next chunk may go, `seconds` after the last one's time. Lateness carries over (sleeps
+    overshoot by about a millisecond, a lot at 64 KiB a chunk); an idle gap of more than 50 ms does not."""
+    return max(budget, time.monotonic() - 0.05) + seconds
+
+
+async def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)

@@ -201,8 +201,10 @@ def _statuses(items: list[dict]) -> list[str]:
     return out
 
 
-def test_ollama_shaped_registry_signed_token_and_cross_host_redirect(servers, tmp_path: Path) -> None:
+def test_ollama_shaped_registry_signed_token_and_cross_host_redirect(servers, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("cryptography", reason="ed25519 signing needs the cryptography package")
+    monkeypatch.setenv("POLLAMA_DOWNLOAD_STREAMS", "4")  # parallel ranged GETs, one unit each
     behaviour = Behaviour(blob=os.urandom(3 * 1024 * 1024 + 17), config=b'{"model_format":"gguf"}\n',
                           require_token=True)
     storage = servers(behaviour, "storage", host="localhost")  # another hostname than the registry's
@@ -235,6 +237,25 @@ def test_ollama_shaped_registry_signed_token_and_cross_host_redirect(servers, tm
     assert manifest_request["Accept"] == MANIFEST_TYPE
     assert manifest_request["User-Agent"].startswith("ollama/")
     assert not list((tmp_path / "models/blobs").glob("*partial*"))
+
+
+def test_a_fast_single_stream_asks_for_runs_of_units(servers, tmp_path: Path) -> None:
+    """Unset, POLLAMA_DOWNLOAD_STREAMS starts with one stream, and one stream that is fast asks for many
+    units per GET: a few requests, in order, that cover the blob once."""
+    behaviour = Behaviour(blob=os.urandom(3 * 1024 * 1024 + 17), config=b"{}\n")
+    storage = servers(behaviour, "storage", host="localhost")
+    behaviour.redirect_to = f"http://{storage}"
+    registry = servers(behaviour, "registry")
+    store = ModelStore(tmp_path / "models")
+
+    assert run_pull(store, f"{registry}/library/m:latest")[-1] == {"status": "success"}
+    assert store.blobs.read_bytes(behaviour.blob_digest) == behaviour.blob
+    ranges = [h["Range"] for role, line, h in behaviour.requests
+              if role == "storage" and behaviour.blob_digest in line and h.get("Range", "") != "bytes=0-0"]
+    spans = [tuple(int(v) for v in r.removeprefix("bytes=").split("-")) for r in ranges]
+    assert spans[0][0] == 0 and spans[-1][1] == len(behaviour.blob) - 1
+    assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:], strict=False))  # adjacent: one stream
+    assert len(spans) <= 4 < len(behaviour.blob) // (256 * 1024)  # far fewer GETs than units
 
 
 def test_a_storage_host_that_ignores_range_is_detected(servers, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -158,6 +159,39 @@ def test_a_client_that_leaves_cancels_and_the_next_pull_resumes(source: Server, 
     assert MODEL_SIZE - kept <= proxy.down <= MODEL_SIZE - kept + SLACK
     check_blob(server.models, digest)
     assert not list((server.models / "blobs").glob(".*"))
+
+
+def most_streams(server: Server, digest: str) -> int:
+    """How many streams the server's log says the download of `digest` used at most."""
+    lines = [line for line in server.output().splitlines() if f"{digest[7:19]}: " in line and "stream(s)" in line]
+    return int(re.search(r"at most (\d+) stream", lines[-1]).group(1))
+
+
+def test_streams_are_added_where_each_connection_is_capped(source: Server, pushed: str, proxy: CountingProxy,
+                                                          fresh) -> None:
+    """Behind a per-connection cap (as CDNs have), more streams fetch more: the download ramps up."""
+    digest = model_digest(source, pushed)
+    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    server = fresh()
+    proxy.connection_rate = 12e6
+    assert pull(server, name)[-1] == {"status": "success"}
+    assert most_streams(server, digest) >= 4
+    assert MODEL_SIZE <= proxy.down <= MODEL_SIZE + SLACK  # nothing fetched twice
+    check_blob(server.models, digest)
+
+
+def test_one_stream_is_kept_where_more_do_not_fetch_more(source: Server, pushed: str, proxy: CountingProxy,
+                                                         fresh) -> None:
+    """Behind one cap for everything, a second stream brings nothing: the download goes back to one."""
+    digest = model_digest(source, pushed)
+    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    server = fresh()
+    proxy.rate = 40e6
+    assert pull(server, name)[-1] == {"status": "success"}
+    assert most_streams(server, digest) == 2
+    log = server.output()
+    assert log.count(f"{digest[7:19]}: ") == 1
+    check_blob(server.models, digest)
 
 
 def test_two_pulls_of_one_blob_share_one_download(source: Server, pushed: str, proxy: CountingProxy,
