@@ -19,11 +19,11 @@ wall time), the worst and the median time to first token, and per-stream decode 
 turns between the servers and the order rotates, so noise from the machine hits all of them alike;
 figures are medians over the trials. Then single-stream decode of pollama against llama-cpp-python
 driven directly in this process (same threads, alternating), and time to first token across the ten
-turns of a chat (each turn's prompt holds the whole conversation) on pollama and llama-server.
+turns of a chat (each turn's prompt holds the whole conversation; 5 chats) on pollama and llama-server.
 
 Targets (issue 3, for the 2-core machine) are checked at the end; the exit status is 1 when one fails.
 
-    .venv/bin/python bench/servers.py [--parallel 8] [--tokens 128] [--trials 3] [--llama-server PATH]
+    .venv/bin/python bench/servers.py [--parallel 8] [--tokens 128] [--trials 3] [--chats 5] [--llama-server PATH]
 
 llama-server is built on first use (cmake, a few minutes) and kept in ~/.cache/pollama-bench
 (POLLAMA_BENCH_CACHE). llama_cpp.server needs the extras of `pip install 'llama-cpp-python[server]'`
@@ -317,6 +317,8 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=128, help="tokens per request")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--chat-tokens", type=int, default=48, help="tokens per chat turn")
+    parser.add_argument("--chats", type=int, default=5,
+                        help="ten-turn chats per server (each turn's first token is one sample of ~0.1 s)")
     parser.add_argument("--llama-server", type=Path, default=None, help="a llama-server binary to use")
     args = parser.parse_args()
 
@@ -364,10 +366,10 @@ async def measure(subjects: list[Subject], gguf: Path, threads: int, args: argpa
     del llm
 
     chats: dict[str, list[list[float]]] = {}
-    for trial in range(args.trials):
+    for conversation in range(args.chats):
         for subject in subjects:
             if subject.chat is not None:
-                chats.setdefault(subject.name, []).append(await chat_ttfts(subject, args.chat_tokens, trial))
+                chats.setdefault(subject.name, []).append(await chat_ttfts(subject, args.chat_tokens, conversation))
 
     print(f"\nSmolLM2-135M Q4_1, {os.cpu_count()} CPUs, {threads} threads each, parallel {args.parallel}, "
           f"{args.tokens} tokens per request, medians of {args.trials} trials, load {os.getloadavg()[0]:.1f}")
@@ -390,7 +392,7 @@ async def measure(subjects: list[Subject], gguf: Path, threads: int, args: argpa
         turns = [med([run[turn] * 1000 for run in runs]) for turn in range(len(QUESTIONS))]
         turn_ratio[name] = med([run[-1] / run[0] for run in runs])
         print(f"chat first token by turn, {name:13s} ms: " + " ".join(f"{t:.0f}" for t in turns)
-              + f"  (turn 10 / turn 1 = {turn_ratio[name]:.2f})")
+              + f"  (turn 10 / turn 1 = {turn_ratio[name]:.2f}, median of {len(runs)} chats)")
 
     def agg(name: str, clients: int, attribute: str = "aggregate") -> float:
         return med([getattr(r, attribute) for r in rounds[(name, clients)]])
