@@ -84,9 +84,9 @@ def stream_setting() -> tuple[int, bool]:
 
 
 class StreamRamp:
-    """How many streams a download wants. It starts with one (a single GET for the whole blob), doubles
-    while each doubling raises the rate at which verified bytes advance by at least GAIN, and when one
-    does not, goes back to the count before and stays there.
+    """How many streams a download wants. It starts with one, doubles while each doubling raises the rate
+    at which bytes arrive by at least GAIN, and when one does not, goes back to the count before and
+    stays there.
 
     Extra streams pay off where each connection is capped (CDNs); where one stream already saturates
     the link, the CPU or the disk, they only add requests and out-of-order data that the SHA-256 (which
@@ -629,9 +629,8 @@ class BlobDownload:
                 run = self._claim(run_units if self._wanted_streams == 1 else 1)
                 if run is None:
                     return
-                started, before = time.monotonic(), sum(self.units[i].done for i in range(run[0], run[1] + 1))
-                self._fetch_run(fetcher, *run)
-                fetched = sum(self.units[i].done for i in range(run[0], run[1] + 1)) - before
+                started = time.monotonic()
+                fetched = self._fetch_run(fetcher, *run)
                 # Alone, ask for about a probe interval's worth per GET at the rate just seen.
                 rate = fetched / max(time.monotonic() - started, 1e-3)
                 run_units = max(1, min(RUN_UNITS, int(rate * PROBE_INTERVAL / UNIT_SIZE)))
@@ -660,9 +659,10 @@ class BlobDownload:
         except OSError as exc:
             raise rangeget.SinkError(exc) from exc
 
-    def _fetch_run(self, fetcher: rangeget.RangeFetcher, first: int, last: int) -> None:
-        """Fetch units first..last, adjacent, with one GET (more when one is cut short or fails)."""
-        failures = 0
+    def _fetch_run(self, fetcher: rangeget.RangeFetcher, first: int, last: int) -> int:
+        """Fetch units first..last, adjacent, with one GET (more when one is cut short or fails); returns
+        the bytes received."""
+        failures = fetched = 0
         index = first
         stop = self.units[last].start + self.units[last].size
         while index <= last:
@@ -676,13 +676,13 @@ class BlobDownload:
             sink = _RunSink(self, index)
             try:
                 fetcher.fetch(self._direct_url, unit.start + unit.done, stop - 1, {}, sink, self.client.auth_headers)
-                index = sink.index
+                index, fetched = sink.index, fetched + sink.received
                 if sink.received:
                     failures = 0
                     continue  # done, or a short read: the loop carries on from where it stopped
                 error: Exception = RegistryError("unexpected EOF")
             except rangeget.Stalled:
-                index = sink.index
+                index, fetched = sink.index, fetched + sink.received
                 log.info("%s part stalled; retrying. If this persists, press ctrl-c to exit, then "
                          "'ollama pull' to find a faster connection.", self.digest[7:19])
                 continue
@@ -700,7 +700,7 @@ class BlobDownload:
                     self._reresolve()
             except RegistryError as exc:
                 error = exc
-            index = sink.index
+            index, fetched = sink.index, fetched + sink.received
             if sink.received:
                 failures = 0
             failures += 1
@@ -710,6 +710,7 @@ class BlobDownload:
             log.info("%s attempt %d failed: %s, retrying in %.0fs", self.digest[7:19], failures - 1, error, sleep)
             if self._stop.wait(sleep):
                 raise Cancelled()
+        return fetched
 
     def _reresolve(self) -> None:
         """A presigned URL that expired: ask the registry again."""

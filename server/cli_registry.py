@@ -111,7 +111,6 @@ class ProgressView:
             self.draw()
 
 
-
 def stream_progress(path: str, body: dict, view: ProgressView) -> None:
     with httpx.Client(base_url=server_url(), timeout=httpx.Timeout(None, connect=10)) as client:
         with client.stream("POST", path, json=body) as response:

@@ -83,6 +83,11 @@ def pull_in_background(server: Server, name: str) -> threading.Thread:
     return thread
 
 
+def through(proxy: CountingProxy, name: str) -> str:
+    """`name` with its registry host replaced by the proxy in front of it."""
+    return name.replace(name.split("/")[0], f"127.0.0.1:{proxy.port}")
+
+
 def check_blob(models: Path, digest: str) -> None:
     path = models / "blobs" / digest.replace(":", "-")
     assert "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() == digest
@@ -92,7 +97,7 @@ def check_blob(models: Path, digest: str) -> None:
 def test_a_cut_connection_resumes_where_it_stopped(source: Server, pushed: str, proxy: CountingProxy, fresh) -> None:
     server = fresh()
     digest = model_digest(source, pushed)
-    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    name = through(proxy, pushed)
     proxy.cut_after(30_000_000)
     items = pull(server, name)
     assert items[-1] == {"status": "success"}, items[-3:]
@@ -104,7 +109,7 @@ def test_a_cut_connection_resumes_where_it_stopped(source: Server, pushed: str, 
 def test_a_killed_daemon_resumes_from_its_state_files(source: Server, pushed: str, proxy: CountingProxy,
                                                       fresh) -> None:
     digest = model_digest(source, pushed)
-    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    name = through(proxy, pushed)
     first = fresh(POLLAMA_DOWNLOAD_STREAMS="4")
     proxy.rate = 20e6
     pull_in_background(first, name)
@@ -135,7 +140,7 @@ def test_a_killed_daemon_resumes_from_its_state_files(source: Server, pushed: st
 def test_a_client_that_leaves_cancels_and_the_next_pull_resumes(source: Server, pushed: str, proxy: CountingProxy,
                                                                 fresh) -> None:
     digest = model_digest(source, pushed)
-    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    name = through(proxy, pushed)
     server = fresh(POLLAMA_DOWNLOAD_STREAMS="2")
     proxy.rate = 20e6
     with httpx.stream("POST", server.url + "/api/pull", json={"model": name, "insecure": True}, timeout=60) as r:
@@ -171,7 +176,7 @@ def test_streams_are_added_where_each_connection_is_capped(source: Server, pushe
                                                           fresh) -> None:
     """Behind a per-connection cap (as CDNs have), more streams fetch more: the download ramps up."""
     digest = model_digest(source, pushed)
-    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    name = through(proxy, pushed)
     server = fresh()
     proxy.connection_rate = 12e6
     assert pull(server, name)[-1] == {"status": "success"}
@@ -184,7 +189,7 @@ def test_one_stream_is_kept_where_more_do_not_fetch_more(source: Server, pushed:
                                                          fresh) -> None:
     """Behind one cap for everything, a second stream brings nothing: the download goes back to one."""
     digest = model_digest(source, pushed)
-    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    name = through(proxy, pushed)
     server = fresh()
     proxy.rate = 40e6
     assert pull(server, name)[-1] == {"status": "success"}
@@ -196,7 +201,7 @@ def test_one_stream_is_kept_where_more_do_not_fetch_more(source: Server, pushed:
 
 def test_two_pulls_of_one_blob_share_one_download(source: Server, pushed: str, proxy: CountingProxy,
                                                   fresh) -> None:
-    name = pushed.replace(pushed.split("/")[0], f"127.0.0.1:{proxy.port}")
+    name = through(proxy, pushed)
     server = fresh()
     proxy.rate = 40e6
     results: list[list[dict]] = []
