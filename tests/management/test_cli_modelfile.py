@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelstore.modelfile_parser import Command, parse_modelfile
-from server.cli_models import format_params
+from server.cli.params import format_params
 from tests.conftest import REPO, Server
 from tests.management.conftest import digest_of
 from tests.management.tiny import write_lora_gguf, write_tiny_llama

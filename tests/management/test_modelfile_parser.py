@@ -16,7 +16,8 @@ from modelstore.modelfile_parser import (
     parse_modelfile,
     upload_names,
 )
-from server.cli_models import CLIError, format_params
+from server.cli.client import CLIError
+from server.cli.params import format_params
 
 INVALID_COMMAND = ('command must be one of "from", "license", "template", "system", "adapter", "draft", '
                    '"renderer", "parser", "parameter", "message", or "requires"')

@@ -9,8 +9,7 @@ import sys
 
 import uvicorn
 
-from server.cli_models import add_commands as add_model_commands
-from server.cli_registry import add_commands as add_registry_commands
+from server.cli import create, show, transfer
 from server.envconfig import load_settings
 
 
@@ -38,11 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--bundled", action="store_true",
                               help="make the bundled SmolLM2 model available as smollm2:135m")
     serve_parser.set_defaults(run=serve)
-    add_model_commands(commands)
-    add_registry_commands(commands)
+    create.add_commands(commands)
+    show.add_commands(commands)
+    transfer.add_commands(commands)
     args = parser.parse_args(argv)
     return args.run(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

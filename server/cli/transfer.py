@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,12 +16,7 @@ from typing import TextIO
 
 import httpx
 
-from server.cli_models import CLIError, error_text
-from server.envconfig import parse_host
-
-
-def server_url() -> str:
-    return parse_host(os.environ.get("OLLAMA_HOST", "")).url
+from server.cli.client import CLIError, error_text, server_url
 
 
 def human_bytes(n: float) -> str:

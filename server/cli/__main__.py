@@ -1,0 +1,5 @@
+import sys
+
+from server.cli.app import main
+
+sys.exit(main())
