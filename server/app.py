@@ -17,7 +17,7 @@ from server.envconfig import Settings, load_settings
 from server.http import APIError, ClientGone, error_response, gone_response
 from server.middleware import GuardMiddleware
 from server.routes import anthropic as anthropic_routes
-from server.routes import inference, models, registry, system
+from server.routes import inference, models, oci, registry, system
 from server.routes import openai as openai_routes
 from server.state import ServerState
 
@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(openai_routes.router)
     app.include_router(anthropic_routes.router)
+    if settings.serve_registry:
+        app.include_router(oci.router)
     app.add_middleware(GuardMiddleware, origins=settings.origins, loopback_only=_is_loopback(settings.host.host))
 
     @app.exception_handler(APIError)

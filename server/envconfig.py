@@ -153,6 +153,7 @@ class Settings:
     kv_cache_type: str
     flash_attention: bool | None
     debug: bool
+    serve_registry: bool = False
 
 
 def load_settings() -> Settings:
@@ -174,4 +175,5 @@ def load_settings() -> Settings:
         kv_cache_type=_var("OLLAMA_KV_CACHE_TYPE"),
         flash_attention=_bool("OLLAMA_FLASH_ATTENTION") if flash else None,
         debug=_bool("OLLAMA_DEBUG"),
+        serve_registry=_bool("POLLAMA_SERVE_REGISTRY"),
     )

@@ -114,8 +114,11 @@ class Registry:
         return f"sha256:{hex_}", source.stat().st_size
 
 
-def start_registry(root: Path, *, auth: dict | None = None, port: int | None = None) -> Registry:
-    """Start docker-registry with a temporary config under root; `auth` is the config's `auth:` map."""
+def start_registry(root: Path, *, auth: dict | None = None, port: int | None = None,
+                   mirror_of: str | None = None) -> Registry:
+    """Start docker-registry with a temporary config under root; `auth` is the config's `auth:` map.
+
+    With `mirror_of` (a registry's URL) it is a pull-through cache of that registry."""
     binary = ensure_installed()
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -128,6 +131,8 @@ def start_registry(root: Path, *, auth: dict | None = None, port: int | None = N
     }
     if auth:
         config["auth"] = auth
+    if mirror_of:
+        config["proxy"] = {"remoteurl": mirror_of}
     config_path = root / "config.yml"
     config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     log = root / "registry.log"
