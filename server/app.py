@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from engine.scheduler import Scheduler
 from modelstore.store import ModelStore
 from server.api import RequestError
+from server.auth import KeyMiddleware
 from server.envconfig import Settings, load_settings
 from server.http import APIError, ClientGone, error_response, gone_response
 from server.middleware import GuardMiddleware
@@ -22,6 +23,8 @@ from server.routes import openai as openai_routes
 from server.state import ServerState
 
 CPU_DEFAULT_NUM_CTX = 4096
+ROUTERS = (system.router, models.router, inference.router, registry.router, openai_routes.router,
+           anthropic_routes.router)
 
 
 def _is_loopback(host: str) -> bool:
@@ -62,14 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.pollama = state
-    app.include_router(system.router)
-    app.include_router(models.router)
-    app.include_router(inference.router)
-    app.include_router(registry.router)
-    app.include_router(openai_routes.router)
-    app.include_router(anthropic_routes.router)
+    for router in ROUTERS:
+        app.include_router(router)
     if settings.serve_registry:
         app.include_router(oci.router)
+    if settings.api_keys:
+        app.add_middleware(KeyMiddleware, keys=settings.api_keys)
+    # Added last, so outermost: CORS and the Host check come before the key.
     app.add_middleware(GuardMiddleware, origins=settings.origins, loopback_only=_is_loopback(settings.host.host))
 
     @app.exception_handler(APIError)

@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -137,6 +137,26 @@ def parse_host(raw: str) -> Host:
     return Host(scheme, host or "127.0.0.1", port)
 
 
+class SettingsError(ValueError):
+    """A setting that cannot be honoured; the server refuses to start rather than run without it."""
+
+
+def _api_keys(raw: str) -> tuple[str, ...]:
+    """POLLAMA_API_KEYS: `key1,key2`, or `@/path` to a file with one key per line (blank lines and `#`
+    comments skipped). A file that cannot be read stops the server: running open would be worse."""
+    if raw.startswith("@"):
+        path = Path(raw[1:]).expanduser()
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as e:
+            raise SettingsError(f"POLLAMA_API_KEYS: cannot read {path}: {e.strerror}") from None
+        keys = tuple(k for k in (line.strip() for line in lines) if k and not k.startswith("#"))
+        if not keys:
+            raise SettingsError(f"POLLAMA_API_KEYS: no keys in {path}")
+        return keys
+    return tuple(k for k in (part.strip() for part in raw.split(",")) if k)
+
+
 @dataclass(frozen=True)
 class Settings:
     host: Host
@@ -154,6 +174,8 @@ class Settings:
     flash_attention: bool | None
     debug: bool
     serve_registry: bool = False
+    # Never in a repr, so never in a log line that prints the settings.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
 
 
 def load_settings() -> Settings:
@@ -176,4 +198,5 @@ def load_settings() -> Settings:
         flash_attention=_bool("OLLAMA_FLASH_ATTENTION") if flash else None,
         debug=_bool("OLLAMA_DEBUG"),
         serve_registry=_bool("POLLAMA_SERVE_REGISTRY"),
+        api_keys=_api_keys(_var("POLLAMA_API_KEYS")),
     )

@@ -10,14 +10,18 @@ import sys
 import uvicorn
 
 from server.cli import create, show, transfer
-from server.envconfig import load_settings
+from server.envconfig import SettingsError, load_settings
 
 
 def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.bundled import ensure_bundled_model
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)

@@ -1,0 +1,31 @@
+"""The error body of each route family, chosen by path: Anthropic's envelope on /v1/messages, OpenAI's on
+the rest of /v1, the OCI registry's `{"errors": [...]}` on /v2/, Ollama's `{"error": ...}` everywhere else.
+Anything that answers an error outside a handler (API keys, body limits, the app's exception handlers) goes
+through `family_error_response`."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from server import anthropic, openai
+from server.http import error_response
+from server.routes.oci import oci_error
+
+ANTHROPIC_PREFIX = "/v1/messages"
+OPENAI_PREFIX = "/v1/"
+REGISTRY_PREFIX = "/v2/"
+# The distribution spec's error codes.
+_OCI_CODES = {400: "UNSUPPORTED", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NAME_UNKNOWN", 429: "TOOMANYREQUESTS"}
+
+
+def family_error_response(path: str, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    if path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/"):
+        response = anthropic.error_response(message, status)
+    elif path.startswith(OPENAI_PREFIX):
+        response = openai.error_response(message, status)
+    elif path.startswith(REGISTRY_PREFIX):
+        response = oci_error(_OCI_CODES.get(status, "UNKNOWN"), message, status)
+    else:
+        response = error_response(message, status)
+    response.headers.update(headers or {})
+    return response
