@@ -45,6 +45,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ERROR_MARKERS = ("error:", "Error:", "error loading model", "panic:", "CUDA error", "GGML_ASSERT",
                  "out of memory", "failed to allocate", "Traceback", "Exception")
 LAST_ERROR_LIMIT = 8192
+# How many of those lines a failed or exited runner leaves in the daemon's log at the default level.
+LOGGED_ERROR_LINES = 8
 CLOSE_GRACE_SECONDS = 5.0
 # Ollama's loop guard (llm/llama_server.go Completion): a completion whose whitespace-trimmed chunk is
 # the same more than this many times in a row is aborted silently, with no final Done.
@@ -114,14 +116,21 @@ class RunnerProcess:
         writer.write(encode_frame(spec))
         try:
             outcome = await _await_load(reader, load_timeout, last_error)
+        except RunnerError as err:  # the load stalled
+            await _reap(process, writer, stderr_task, grace=0)
+            _log_failure(process.pid, err.message, last_error)
+            raise
         except BaseException:
             await _reap(process, writer, stderr_task, grace=0)
             raise
         if not isinstance(outcome, RunnerInfo):  # the runner is exiting, with or without a word
             await _reap(process, writer, stderr_task, grace=CLOSE_GRACE_SECONDS)
             if isinstance(outcome, LoadFailed):
-                raise RunnerError(f"llama runner process has terminated: {outcome.message}")
-            raise RunnerError(_termination_message(process.returncode, last_error))
+                message = f"llama runner process has terminated: {outcome.message}"
+            else:
+                message = _termination_message(process.returncode, last_error)
+            _log_failure(process.pid, message, last_error)
+            raise RunnerError(message)
         info = outcome
         return cls(process, reader, writer, info, stderr_task, last_error)
 
@@ -232,9 +241,16 @@ class RunnerProcess:
         await self._stderr_task
         self._exit_error = RunnerError(_termination_message(self.process.returncode, self._last_error))
         if not self._closing:
-            log.warning("%s", self._exit_error)
+            _log_failure(self.pid, self._exit_error.message, self._last_error)
         for queue in self._queues.values():
             queue.put_nowait(_Terminated())
+
+
+def _log_failure(pid: int, message: str, last_error: list[str]) -> None:
+    """Leave the reason in the log at the default level: the runner's own stream is logged at debug."""
+    log.warning("llama runner %d: %s", pid, message)
+    for line in last_error[-LOGGED_ERROR_LINES:]:
+        log.warning("llama runner %d: %s", pid, line)
 
 
 def _termination_message(returncode: int | None, last_error: list[str]) -> str:
