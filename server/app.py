@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import ipaddress
 from collections.abc import AsyncIterator
 
@@ -16,6 +18,8 @@ from server.api import RequestError
 from server.auth import KeyMiddleware
 from server.envconfig import Settings, load_settings
 from server.http import APIError, ClientGone, error_response, gone_response
+from server.inference import load_pinned
+from server.lifecycle import DrainMiddleware, preload
 from server.middleware import GuardMiddleware
 from server.routes import anthropic as anthropic_routes
 from server.routes import inference, models, oci, registry, system
@@ -60,7 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.noprune:
             state.store.prune()
+        preloading = asyncio.create_task(preload(state.lifecycle, functools.partial(load_pinned, state.store, state.scheduler),
+                                                 settings.preload))
         yield
+        preloading.cancel()
         await state.scheduler.shutdown()
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
@@ -69,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     if settings.serve_registry:
         app.include_router(oci.router)
+    app.add_middleware(DrainMiddleware, lifecycle=state.lifecycle)
     if settings.api_keys:
         app.add_middleware(KeyMiddleware, keys=settings.api_keys)
     # Added last, so outermost: CORS and the Host check come before the key.

@@ -14,9 +14,10 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.errors import REGISTRY_PREFIX, family_error_response
+from server.lifecycle import READY_PATH
 
 # Probes that load balancers and `ollama --version` send without credentials.
-OPEN_ROUTES = frozenset({"/", "/api/version"})
+OPEN_ROUTES = frozenset({"/", "/api/version", READY_PATH})
 OPEN_METHODS = frozenset({"GET", "HEAD"})
 MISSING = "missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
 INVALID = "invalid API key"

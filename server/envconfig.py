@@ -176,6 +176,8 @@ class Settings:
     serve_registry: bool = False
     # Never in a repr, so never in a log line that prints the settings.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    shutdown_timeout: float = 30.0
+    preload: tuple[str, ...] = ()
 
 
 def load_settings() -> Settings:
@@ -199,4 +201,6 @@ def load_settings() -> Settings:
         debug=_bool("OLLAMA_DEBUG"),
         serve_registry=_bool("POLLAMA_SERVE_REGISTRY"),
         api_keys=_api_keys(_var("POLLAMA_API_KEYS")),
+        shutdown_timeout=_seconds_env(_var("POLLAMA_SHUTDOWN_TIMEOUT"), 30.0),
+        preload=tuple(m.strip() for m in _var("POLLAMA_PRELOAD").split(",") if m.strip()),
     )

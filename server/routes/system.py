@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from modelstore import gojson
 from server.http import json_response
+from server.lifecycle import READY_PATH, Phase
 from server.state import get_state
 from server.version import VERSION
 
@@ -21,6 +22,16 @@ async def root() -> Response:
 @router.api_route("/api/version", methods=["GET", "HEAD"])
 async def version() -> Response:
     return json_response({"version": VERSION})
+
+
+@router.api_route(READY_PATH, methods=["GET", "HEAD"])
+async def ready(request: Request) -> Response:
+    """Readiness, for load balancers: 503 while models preload at start and while draining."""
+    phase = get_state(request).lifecycle.phase
+    if phase is Phase.READY:
+        return json_response({"status": "ready"})
+    message = "server is starting" if phase is Phase.STARTING else "server is shutting down"
+    return json_response({"error": message}, 503)
 
 
 @router.get("/api/ps")

@@ -137,6 +137,31 @@ def test_a_killed_daemon_resumes_from_its_state_files(source: Server, pushed: st
     assert first_event["completed"] >= completed  # progress starts where the state left off
 
 
+def test_a_pull_cut_by_shutdown_resumes_on_the_next_start(source: Server, pushed: str, proxy: CountingProxy,
+                                                         fresh) -> None:
+    """SIGTERM drains for POLLAMA_SHUTDOWN_TIMEOUT, cuts the pull still running, exits 0; the next start resumes."""
+    digest = model_digest(source, pushed)
+    name = through(proxy, pushed)
+    first = fresh(POLLAMA_SHUTDOWN_TIMEOUT="1")
+    proxy.rate = 20e6
+    pull_in_background(first, name)
+    wait_for_progress(first.models, digest, 25_000_000)
+    signalled = time.monotonic()
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(timeout=30) == 0
+    assert time.monotonic() - signalled < 10
+    kept = kept_bytes(first.models, digest)
+    assert 25_000_000 <= kept < MODEL_SIZE
+
+    proxy.rate = None
+    proxy.reset()
+    second = fresh(models=first.models)
+    items = pull(second, name)
+    assert items[-1] == {"status": "success"}
+    assert proxy.down <= MODEL_SIZE - kept + SLACK
+    check_blob(second.models, digest)
+
+
 def test_a_client_that_leaves_cancels_and_the_next_pull_resumes(source: Server, pushed: str, proxy: CountingProxy,
                                                                 fresh) -> None:
     digest = model_digest(source, pushed)
