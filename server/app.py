@@ -64,8 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.noprune:
             state.store.prune()
-        preloading = asyncio.create_task(preload(state.lifecycle, functools.partial(load_pinned, state.store, state.scheduler),
-                                                 settings.preload))
+        load = functools.partial(load_pinned, state.store, state.scheduler)
+        preloading = asyncio.create_task(preload(state.lifecycle, load, settings.preload))
         yield
         preloading.cancel()
         await state.scheduler.shutdown()

@@ -8,14 +8,20 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from server import anthropic, openai
-from server.http import error_response
-from server.routes.oci import oci_error
+from server.http import error_response, json_response
 
 ANTHROPIC_PREFIX = "/v1/messages"
 OPENAI_PREFIX = "/v1/"
 REGISTRY_PREFIX = "/v2/"
+OCI_API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 # The distribution spec's error codes.
 _OCI_CODES = {400: "UNSUPPORTED", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NAME_UNKNOWN", 429: "TOOMANYREQUESTS"}
+
+
+def oci_error(code: str, message: str, status: int) -> Response:
+    response = json_response({"errors": [{"code": code, "message": message}]}, status)
+    response.headers.update(OCI_API_VERSION)
+    return response
 
 
 def family_error_response(path: str, message: str, status: int, headers: dict[str, str] | None = None) -> Response:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 
-
 from server.cli import create, show, transfer
 from server.envconfig import SettingsError, load_settings
 

@@ -11,19 +11,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
 from modelstore.repositories import Repositories
+from server.errors import OCI_API_VERSION, oci_error
 from server.http import json_response
 from server.state import get_state
 
 router = APIRouter()
-API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
-
-
-def oci_error(code: str, message: str, status: int) -> Response:
-    response = json_response({"errors": [{"code": code, "message": message}]}, status)
-    response.headers.update(API_VERSION)
-    return response
-
-
 def _repositories(request: Request) -> Repositories:
     return Repositories(get_state(request).store)
 
@@ -31,14 +23,14 @@ def _repositories(request: Request) -> Repositories:
 @router.api_route("/v2/", methods=["GET", "HEAD"])
 async def base() -> Response:
     response = json_response({})
-    response.headers.update(API_VERSION)
+    response.headers.update(OCI_API_VERSION)
     return response
 
 
 @router.get("/v2/_catalog")
 async def catalog(request: Request) -> Response:
     response = json_response({"repositories": _repositories(request).catalog()})
-    response.headers.update(API_VERSION)
+    response.headers.update(OCI_API_VERSION)
     return response
 
 
@@ -48,7 +40,7 @@ async def tags(request: Request, repository: str) -> Response:
     if not names:
         return oci_error("NAME_UNKNOWN", "repository name not known to registry", 404)
     response = json_response({"name": repository, "tags": sorted(name.tag for name in names)})
-    response.headers.update(API_VERSION)
+    response.headers.update(OCI_API_VERSION)
     return response
 
 
@@ -57,7 +49,7 @@ async def manifest(request: Request, repository: str, reference: str) -> Respons
     stored = _repositories(request).manifest(repository, reference)
     if stored is None:
         return oci_error("MANIFEST_UNKNOWN", "manifest unknown", 404)
-    headers = {**API_VERSION, "Docker-Content-Digest": stored.digest}
+    headers = {**OCI_API_VERSION, "Docker-Content-Digest": stored.digest}
     body = b"" if request.method == "HEAD" else stored.raw
     response = Response(body, media_type=stored.media_type, headers=headers)
     response.headers["content-length"] = str(len(stored.raw))
@@ -69,5 +61,5 @@ async def blob(request: Request, repository: str, digest: str) -> Response:
     path = _repositories(request).blob(repository, digest)
     if path is None:
         return oci_error("BLOB_UNKNOWN", "blob unknown to registry", 404)
-    headers = {**API_VERSION, "Docker-Content-Digest": digest, "Location": str(request.url)}
+    headers = {**OCI_API_VERSION, "Docker-Content-Digest": digest, "Location": str(request.url)}
     return FileResponse(path, media_type="application/octet-stream", headers=headers)
