@@ -1,0 +1,44 @@
+"""Renderer names as a model's config (or Modelfile RENDERER) gives them, and the renderer each one builds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.renderers.base import Renderer
+from engine.renderers.qwen import Qwen3CoderRenderer, Qwen3VLRenderer, Qwen35Renderer
+from modelstore.gojson import go_quote
+
+
+class UnknownRendererError(LookupError):
+    def __init__(self, name: str):
+        super().__init__(f"unknown renderer {go_quote(name)}")
+        self.name = name
+
+
+# Every name in Ollama's renderer switch (model/renderers/renderer.go at the reference commit); each builder
+# takes `img_tags`, whether images are written as `[img-N]` tags.
+BUILDERS: dict[str, Callable[[bool], Renderer]] = {
+    "qwen3-coder": lambda img_tags: Qwen3CoderRenderer(),
+    "qwen3-vl-instruct": lambda img_tags: Qwen3VLRenderer(thinking=False, img_tags=img_tags),
+    "qwen3-vl-thinking": lambda img_tags: Qwen3VLRenderer(thinking=True, img_tags=img_tags),
+    "qwen3.5": lambda img_tags: Qwen35Renderer(thinking=True, empty_think_on_no_think=True, img_tags=img_tags),
+    "qwen3.8": lambda img_tags: Qwen35Renderer(thinking=True, qwen38=True, always_think_block=True,
+                                               empty_think_on_no_think=True, img_tags=img_tags),
+    "ornith": lambda img_tags: Qwen35Renderer(thinking=True, always_think_block=True, empty_think_on_no_think=True,
+                                              img_tags=img_tags),
+}
+
+
+def renderer_for(name: str, *, img_tags: bool = True) -> Renderer:
+    """The renderer a name selects. `img_tags`: images appear as `[img-N]` tags, as the server renders them;
+    off, a renderer writes its model's own image placeholder. Raises UnknownRendererError."""
+    build = BUILDERS.get(name)
+    if build is None:
+        raise UnknownRendererError(name)
+    return build(img_tags)
+
+
+def leading_bos(name: str) -> str:
+    """The BOS text a renderer starts its prompts with; empty for an unknown name."""
+    build = BUILDERS.get(name)
+    return build(True).leading_bos if build is not None else ""
