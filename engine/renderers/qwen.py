@@ -18,7 +18,7 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
 
-_CALL_FORMAT_REMINDER = (
+CALL_FORMAT_REMINDER = (
     "If you choose to call a function ONLY reply in the following format with NO suffix:\n\n<tool_call>\n"
     "<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n"
     "<parameter=example_parameter_2>\nThis is the value for the second parameter\nthat can span\n"
@@ -103,7 +103,7 @@ class Qwen3CoderRenderer:
                         out.append("\n</parameter>")
                     out.append(_extra_keys(marshal(fn.parameters), {"type", "properties"}))
                     out.append("\n</parameters>\n</function>")
-                out.append("\n</tools>\n\n" + _CALL_FORMAT_REMINDER)
+                out.append("\n</tools>\n\n" + CALL_FORMAT_REMINDER)
             out.append(IM_END + "\n")
         for i, message in enumerate(rest):
             last = i == len(rest) - 1
@@ -309,7 +309,7 @@ class Qwen35Renderer:
             out.append("# Tools\n\nYou have access to the following functions:\n\n<tools>")
             for tool in tools:
                 out.append("\n" + marshal_spaced(tool))
-            out.append("\n</tools>\n\n" + _CALL_FORMAT_REMINDER)
+            out.append("\n</tools>\n\n" + CALL_FORMAT_REMINDER)
             if first_system:
                 system = trim_space(self._content(messages[0], 0)[0])
                 if system:

@@ -5,6 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.renderers.base import Renderer
+from engine.renderers.cohere import CohereRenderer
+from engine.renderers.deepseek import CogitoRenderer, DeepSeek3Renderer
+from engine.renderers.gemma import FunctionGemmaRenderer, Gemma4Renderer
+from engine.renderers.glimmer import GlimmerRenderer
+from engine.renderers.glm import GLM47Renderer, GlmOcrRenderer
+from engine.renderers.laguna import LagunaRenderer, LagunaV8Renderer
+from engine.renderers.lfm2 import LFM2Renderer
+from engine.renderers.nemotron import Nemotron3NanoRenderer
+from engine.renderers.olmo import Olmo3Renderer, Olmo3ThinkRenderer
 from engine.renderers.qwen import Qwen3CoderRenderer, Qwen3VLRenderer, Qwen35Renderer
 from modelstore.gojson import go_quote
 
@@ -26,6 +35,26 @@ BUILDERS: dict[str, Callable[[bool], Renderer]] = {
                                                empty_think_on_no_think=True, img_tags=img_tags),
     "ornith": lambda img_tags: Qwen35Renderer(thinking=True, always_think_block=True, empty_think_on_no_think=True,
                                               img_tags=img_tags),
+    "cogito": lambda img_tags: CogitoRenderer(thinking=True),
+    "deepseek3.1": lambda img_tags: DeepSeek3Renderer(thinking=True),
+    "olmo3": lambda img_tags: Olmo3Renderer(extended_system=False),
+    "olmo3.1": lambda img_tags: Olmo3Renderer(extended_system=True),
+    "olmo3-think": lambda img_tags: Olmo3ThinkRenderer(model_32b=False),
+    "olmo3-32b-think": lambda img_tags: Olmo3ThinkRenderer(model_32b=True),
+    "glm-4.7": lambda img_tags: GLM47Renderer(),
+    "glm-ocr": lambda img_tags: GlmOcrRenderer(img_tags=img_tags),
+    "nemotron-3-nano": lambda img_tags: Nemotron3NanoRenderer(),
+    "nemotron-3.5-nano": lambda img_tags: Nemotron3NanoRenderer(v35=True),
+    "gemma4": lambda img_tags: Gemma4Renderer(img_tags=img_tags),
+    "gemma4-small": lambda img_tags: Gemma4Renderer(img_tags=img_tags),
+    "gemma4-large": lambda img_tags: Gemma4Renderer(img_tags=img_tags, empty_block_on_no_think=True),
+    "functiongemma": lambda img_tags: FunctionGemmaRenderer(),
+    "lfm2": lambda img_tags: LFM2Renderer(thinking=False, img_tags=img_tags),
+    "lfm2-thinking": lambda img_tags: LFM2Renderer(thinking=True, img_tags=img_tags),
+    "laguna": lambda img_tags: LagunaRenderer(),
+    "poolside-v1": lambda img_tags: LagunaV8Renderer(),
+    "cohere": lambda img_tags: CohereRenderer(),
+    "glimmer": lambda img_tags: GlimmerRenderer(img_tags=img_tags),
 }
 
 

@@ -23,7 +23,16 @@ from engine.renderers import (
 )
 from engine.renderers.api import Tool
 from engine.renderers.base import tag_images
+from engine.renderers.cohere import CohereRenderer
+from engine.renderers.deepseek import CogitoRenderer, DeepSeek3Renderer
+from engine.renderers.gemma import FunctionGemmaRenderer, Gemma4Renderer
+from engine.renderers.glimmer import GlimmerRenderer
+from engine.renderers.glm import GLM47Renderer, GlmOcrRenderer
 from engine.renderers.gojson import marshal_spaced
+from engine.renderers.laguna import LagunaRenderer, LagunaV8Renderer
+from engine.renderers.lfm2 import LFM2Renderer, lfm2_json
+from engine.renderers.nemotron import Nemotron3NanoRenderer
+from engine.renderers.olmo import Olmo3Renderer, Olmo3ThinkRenderer
 from engine.renderers.qwen import (
     Qwen3CoderRenderer,
     Qwen3VLRenderer,
@@ -99,6 +108,34 @@ def build(spec: dict[str, Any]) -> Renderer:
                                   always_think_block=fields.get("alwaysRenderAssistantThinkBlock", False),
                                   empty_think_on_no_think=fields.get("emitEmptyThinkOnNoThink", False),
                                   img_tags=img_tags)
+        case "CogitoRenderer":
+            return CogitoRenderer(thinking=fields.get("isThinking", False))
+        case "DeepSeek3Renderer":
+            return DeepSeek3Renderer(thinking=fields.get("IsThinking", False))
+        case "Olmo3Renderer":
+            return Olmo3Renderer(extended_system=fields.get("UseExtendedSystemMessage", False))
+        case "Olmo3ThinkRenderer":
+            return Olmo3ThinkRenderer(model_32b=fields.get("Variant", 0) == 0)
+        case "GLM47Renderer":
+            return GLM47Renderer()
+        case "GlmOcrRenderer":
+            return GlmOcrRenderer(img_tags=img_tags)
+        case "Nemotron3NanoRenderer":
+            return Nemotron3NanoRenderer(v35=fields.get("v35", False))
+        case "Gemma4Renderer":
+            return Gemma4Renderer(img_tags=img_tags, empty_block_on_no_think=fields.get("emptyBlockOnNothink", False))
+        case "FunctionGemmaRenderer":
+            return FunctionGemmaRenderer()
+        case "LFM2Renderer":
+            return LFM2Renderer(thinking=fields.get("IsThinking", False), img_tags=img_tags)
+        case "LagunaRenderer":
+            return LagunaRenderer()
+        case "LagunaV8Renderer":
+            return LagunaV8Renderer()
+        case "CohereRenderer":
+            return CohereRenderer()
+        case "GlimmerRenderer":
+            return GlimmerRenderer(img_tags=img_tags, current_date=fields.get("currentDate", ""))
     raise AssertionError(f"no renderer for {spec}")
 
 
@@ -129,6 +166,7 @@ FUNCTIONS = {
     "formatToolDefinitionType": lambda types: [format_definition_type(types)],
     "qwen38ReasoningInstructions": lambda think: [qwen38_reasoning_instructions(think)],
     "LeadingBOSForRenderer": lambda name: [leading_bos(name)],
+    "lfm2JSON": lambda value: [lfm2_json(value)],
 }
 
 
