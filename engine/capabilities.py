@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.parsers import capabilities_from_parser, uses_harmony
 from engine.template import Template
 from engine.thinking import infer_tags
 from modelstore.model import Model
@@ -19,7 +20,9 @@ def model_capabilities(model: Model) -> list[str]:
     info = model.gguf()
     if info is not None:
         arch = info.architecture
-        if model.template is None:
+        # a model whose prompt and output Ollama handles itself does not take them from the GGUF's template
+        rendered_by_ollama = bool(model.config.renderer or model.config.parser) or uses_harmony(model)
+        if model.template is None and not rendered_by_ollama:
             jinja = info.kv.get("tokenizer.chat_template")
             if isinstance(jinja, str):
                 if "tools" in jinja or "tool_call" in jinja:
@@ -40,4 +43,5 @@ def model_capabilities(model: Model) -> list[str]:
         opening, closing = infer_tags(template.root)
         if opening and closing:
             caps.append(THINKING)
+    caps += capabilities_from_parser(model)
     return list(dict.fromkeys(caps))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from engine.capabilities import COMPLETION, EMBEDDING, INSERT, THINKING, TOOLS, 
 from engine.client import RunnerError
 from engine.grammar import FormatError, format_to_grammar
 from engine.options import OptionError, Options, layered_options
+from engine.parsers import Parser, ParserError, UnknownParser, effective_parser_name, parser_for_model, uses_harmony
+from engine.parsers.harmony import FINAL_ANSWER_PREFIX
 from engine.prompt import ChatPrompt, PromptTemplate, chat_prompt, tag_images
 from engine.protocol import CompletionRequest, Done
 from engine.scheduler import LoadedModel, ModelSpec, QueueFull, Scheduler
@@ -159,6 +162,29 @@ def tool_parser(template: PromptTemplate, tools: list[dict[str, Any]]) -> ToolPa
     return ToolParser(tools, "<tool_call>" if template.jinja and "<tool_call>" in template.jinja else "{")
 
 
+def builtin_parser(resolved: Resolved) -> Parser | None:
+    """The model's built-in output parser (its config's, or harmony for gpt-oss), fresh for this request;
+    it replaces the template's thinking and tool-call parsing."""
+    try:
+        return parser_for_model(resolved.model)
+    except UnknownParser as e:
+        raise APIError(str(e), 500) from None
+
+
+def harmony_think(resolved: Resolved, think: bool | str | None) -> bool | str | None:
+    """Harmony's reasoning effort has no `max`: it is `high` there."""
+    return "high" if think == "max" and uses_harmony(resolved.model) else think
+
+
+def parse_builtin(parser: Parser, text: str, done: bool) -> tuple[str, str, list[dict[str, Any]]]:
+    """(content, thinking, calls) of a piece of output; a parse failure ends the request with its text."""
+    try:
+        content, thought, calls = parser.add(text, done)
+    except ParserError as e:
+        raise APIError(str(e), 500) from None
+    return content, thought, calls
+
+
 async def _completion(loaded: LoadedModel, request: CompletionRequest) -> AsyncIterator[Any]:
     async with loaded.slot():
         try:
@@ -219,7 +245,11 @@ async def generate(
         return
     if req.raw and (req.template or req.system or req.context):
         raise APIError("raw mode does not support template, system, or context", 400)
-    think = check_think(resolved, req.model, req.think)
+    parser = None if req.raw else builtin_parser(resolved)
+    if parser is not None:
+        # as Ollama: generate's parser sees the request's own think value, before the model's default
+        parser.init(None, None, harmony_think(resolved, req.think))
+    think = harmony_think(resolved, check_think(resolved, req.model, req.think))
     if COMPLETION not in resolved.capabilities:
         raise APIError(f"{gojson.go_quote(req.model)} does not support generate", 400)
     if req.suffix and INSERT not in resolved.capabilities:
@@ -239,7 +269,8 @@ async def generate(
             yield {"model": req.model, "created_at": now_text(), "response": "", "done": False,
                    "_debug_info": _debug_info(prompt, images)}
             return
-        thinking = thinking_parser(resolved, model_template, think, prompt)  # raw prompts too, as Ollama
+        thinking = None if parser is not None else \
+            thinking_parser(resolved, model_template, think, prompt)  # raw prompts too, as Ollama
         request = CompletionRequest(prompt=prompt, options=opts.predict_options(), grammar=grammar,
                                     shift=req.shift is not False, truncate=req.truncate is not False,
                                     logprobs=req.logprobs, top_logprobs=req.top_logprobs,
@@ -249,7 +280,13 @@ async def generate(
             if isinstance(event, Done):
                 final: dict[str, Any] = {"model": req.model, "created_at": now_text(), "response": "",
                                          "done": True, "done_reason": event.done_reason}
-                if thinking is not None:
+                if parser is not None:
+                    final["response"], held_thinking, calls = parse_builtin(parser, "", True)
+                    if held_thinking:
+                        final["thinking"] = held_thinking
+                    if calls:
+                        final["tool_calls"] = calls
+                elif thinking is not None:
                     held_thinking, held_content = thinking.flush()
                     final["response"] = held_content
                     if held_thinking:
@@ -262,8 +299,12 @@ async def generate(
             pieces.append(event.text)
             chunk: dict[str, Any] = {"model": req.model, "created_at": now_text(), "response": event.text,
                                      "done": False}
-            if thinking is not None:
-                thought, chunk["response"] = thinking.add(event.text)
+            if parser is not None or thinking is not None:
+                if parser is not None:
+                    # calls only count on the last piece of a generate answer, as in Ollama
+                    chunk["response"], thought, _ = parse_builtin(parser, event.text, False)
+                else:
+                    thought, chunk["response"] = thinking.add(event.text)
                 if thought:
                     chunk["thinking"] = thought
                 if not thought and not chunk["response"] and not event.logprobs:
@@ -316,18 +357,29 @@ async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: P
 
 
 class _ChatOutput:
-    """Runs the model's text through the thinking parser, then the tool parser, as Ollama's chat handler
-    does; turns runner events into the `message` parts of chunks."""
+    """Runs the model's text through its built-in parser, or else through the thinking parser and then
+    the tool parser, as Ollama's chat handler does; turns runner events into the `message` parts of
+    chunks."""
 
-    def __init__(self, thinking: ThinkingParser | None, tools: ToolParser | None) -> None:
+    def __init__(self, thinking: ThinkingParser | None, tools: ToolParser | None,
+                 builtin: Parser | None = None) -> None:
         self.thinking = thinking
         self.tools = tools
+        self.builtin = builtin
         self.thought = ""  # all thinking so far: a format waits until it is over
 
     @property
     def passthrough(self) -> bool:
         """No parser: every runner chunk is passed on as it is."""
-        return self.thinking is None and self.tools is None
+        return self.thinking is None and self.tools is None and self.builtin is None
+
+    def parse(self, text: str, done: bool = False) -> tuple[str, str, list[dict[str, Any]]]:
+        """(thinking, content, calls) of a piece of output, through the built-in parser."""
+        assert self.builtin is not None
+        content, thought, calls = parse_builtin(self.builtin, text, done)
+        self.thought += thought
+        return thought, content, [{"id": tool_call_id(), **{k: v for k, v in call.items() if k != "id"}}
+                                 for call in calls]
 
     def think(self, text: str) -> tuple[str, str]:
         """(thinking, content) of a piece of output; both empty while the thinking parser holds it back."""
@@ -344,6 +396,8 @@ class _ChatOutput:
 
     def finish(self) -> tuple[str, str, list[dict[str, Any]]]:
         """(thinking, content, calls) the parsers still hold when the output ends."""
+        if self.builtin is not None:
+            return self.parse("", True)
         thought, content = self.thinking.flush() if self.thinking is not None else ("", "")
         self.thought += thought
         content, calls = self.calls(content)
@@ -378,6 +432,7 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
     opts = request_options(resolved.model, req.options)
     grammar = grammar_for(req.format)
     template = prompt_template(resolved)
+    parser = builtin_parser(resolved)
     context, loaded = await _enter(scheduler, resolved, opts, req.keep_alive, req.shift is not False)
     try:
         loaded_at = time.perf_counter()
@@ -386,12 +441,17 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
                    "done": True, "done_reason": "load"}
             return
         messages = _chat_messages(resolved.model, [m.template_dict() for m in req.messages])
+        think = harmony_think(resolved, think)
+        tools = req.tools
+        if parser is not None:
+            # the parser may rename the tools the prompt shows (harmony); it maps the names back
+            tools = parser.init(req.tools, messages[-1] if messages else None, think)
         think_on, level = _think_level(think)
         truncate = req.truncate is not False
 
         async def render(history: list[dict[str, Any]]) -> ChatPrompt:
             return await chat_prompt(template, history, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
-                                     truncate=truncate, tools=req.tools, think=think_on, think_level=level,
+                                     truncate=truncate, tools=tools, think=think_on, think_level=level,
                                      count_images=bool(resolved.model.projector_paths))
 
         rendered = await render(messages)
@@ -399,11 +459,18 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
             yield {"model": req.model, "created_at": now_text(), "message": {"role": "assistant", "content": ""},
                    "done": False, "_debug_info": _debug_info(rendered.text, rendered.images)}
             return
-        output = _ChatOutput(thinking_parser(resolved, template, think, rendered.text),
-                             tool_parser(template, req.tools) if req.tools else None)
+        if parser is not None:
+            output = _ChatOutput(None, None, parser)
+            # a model told not to think answers under the format at once
+            thinks = THINKING in resolved.capabilities and not (
+                parser.has_thinking_support and think is not None and not _thinking_on(think))
+        else:
+            output = _ChatOutput(thinking_parser(resolved, template, think, rendered.text),
+                                 tool_parser(template, req.tools) if req.tools else None)
+            thinks = output.thinking is not None
         # A thinking model thinks without the format; once it starts answering, the answer is asked for
         # again with the thinking as history and the format applied (runtime.md §5.3).
-        format_after_thinking = grammar is not None and output.thinking is not None
+        format_after_thinking = grammar is not None and thinks
         while True:
             restart = False
             request = CompletionRequest(prompt=rendered.text, options=opts.predict_options(),
@@ -424,6 +491,14 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
                     chunk: dict[str, Any] = {"model": req.model, "created_at": now_text(), "done": False}
                     if output.passthrough:
                         chunk["message"] = _message(event.text)
+                    elif output.builtin is not None:
+                        thought, content, calls = output.parse(event.text)
+                        if format_after_thinking and output.thought and content:
+                            restart = True  # this piece is dropped: the answer is asked for again
+                            break
+                        chunk["message"] = _message(content, thought, calls)
+                        if not (thought or content or calls or event.logprobs):
+                            continue
                     else:
                         thought, content = output.think(event.text)
                         if format_after_thinking and output.thought and content:
@@ -443,6 +518,9 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
                 return
             format_after_thinking = False
             rendered = await render(messages + [{"role": "assistant", "content": "", "thinking": output.thought}])
+            if parser is not None and effective_parser_name(resolved.model) == "harmony":
+                # the prompt ends in the thinking message; close it and open the answer the format binds
+                rendered = dataclasses.replace(rendered, text=rendered.text + FINAL_ANSWER_PREFIX)
     finally:
         await context.__aexit__(None, None, None)
 
