@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.renderers import Renderer, messages_from_json, renderer_for, tools_from_json
 from engine.template import DEFAULT_TEMPLATE, Template, Values, render_jinja
 
 Tokenize = Callable[[str], Awaitable[list[int]]]
@@ -13,12 +14,24 @@ Tokenize = Callable[[str], Awaitable[list[int]]]
 
 @dataclass
 class PromptTemplate:
-    """A model's Go TEMPLATE, or failing that its GGUF Jinja chat template, or `{{ .Prompt }}`."""
+    """A model's built-in renderer (its config's `renderer`), else its Go TEMPLATE, else its GGUF Jinja chat
+    template, else `{{ .Prompt }}`. A renderer model keeps its Go template for suffix (insert) prompts."""
 
     go: Template | None = None
     jinja: str | None = None
     bos_token: str = ""
     eos_token: str = ""
+    renderer: Renderer | None = None
+
+    @classmethod
+    def for_renderer(cls, name: str, go_template: str | None) -> PromptTemplate:
+        """Raises UnknownRendererError for a name Ollama does not know."""
+        return cls(go=Template.parse(go_template if go_template is not None else DEFAULT_TEMPLATE),
+                   renderer=renderer_for(name))
+
+    @property
+    def leading_bos(self) -> str:
+        return self.renderer.leading_bos if self.renderer is not None else ""
 
     @classmethod
     def for_model(
@@ -36,7 +49,10 @@ class PromptTemplate:
         return False
 
     def render(self, messages: list[dict[str, Any]], tools: list[dict] | None = None,
-               think: bool | None = None, think_level: str = "") -> str:
+               think: bool | None = None, think_level: str = "", think_value: bool | str | None = None) -> str:
+        """`think_value` is the request's think as sent (a renderer tells `true` from `"medium"`)."""
+        if self.renderer is not None:
+            return self.renderer.render(messages_from_json(messages), tools_from_json(tools), think_value)
         if self.go is not None:
             return self.go.execute(Values(messages=messages, tools=tools or [], think=think, think_level=think_level))
         extra: dict[str, Any] = {}
@@ -92,6 +108,7 @@ async def chat_prompt(
     tools: list[dict] | None = None,
     think: bool | None = None,
     think_level: str = "",
+    think_value: bool | str | None = None,
     count_images: bool = False,
 ) -> ChatPrompt:
     """Ollama's chatPrompt: drop the oldest non-system messages until the prompt fits in num_ctx.
@@ -108,11 +125,15 @@ async def chat_prompt(
         for start in range(last + 1):
             if start == last:
                 break
-            prompt = template.render(kept_system(start) + messages[start:], tools, think, think_level)
+            prompt = template.render(kept_system(start) + messages[start:], tools, think, think_level, think_value)
             cost = len(await tokenize(prompt))
             if count_images:
                 cost += IMAGE_TOKENS * sum(len(m.get("images") or []) for m in messages[start:])
             if cost <= num_ctx:
                 break
+    if template.renderer is not None:
+        kept = messages[start:]
+        images = [image for m in kept for image in m.get("images") or []]
+        return ChatPrompt(template.render(kept_system(start) + kept, tools, think, think_level, think_value), images)
     tagged, images = tag_images(messages[start:])
-    return ChatPrompt(template.render(kept_system(start) + tagged, tools, think, think_level), images)
+    return ChatPrompt(template.render(kept_system(start) + tagged, tools, think, think_level, think_value), images)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from engine.parsers import Parser, ParserError, UnknownParser, effective_parser_
 from engine.parsers.harmony import FINAL_ANSWER_PREFIX
 from engine.prompt import ChatPrompt, PromptTemplate, chat_prompt, tag_images
 from engine.protocol import CompletionRequest, Done
+from engine.renderers import RenderError, UnknownRendererError, resolve_name, runner_prompt, tokenizer_adds_bos
 from engine.scheduler import LoadedModel, ModelSpec, QueueFull, Scheduler
 from engine.template import TemplateError
 from engine.thinking import ThinkingParser, infer_tags
@@ -80,11 +81,16 @@ def request_options(model: Model, options: dict[str, Any] | None) -> Options:
 
 
 def prompt_template(resolved: Resolved, override: str = "") -> PromptTemplate:
+    """The request's TEMPLATE if it gives one, else the model's renderer, Go template or Jinja template."""
     model = resolved.model
     info = model.gguf()
     try:
         if override:
             return PromptTemplate.for_model(override, None)
+        if model.config.renderer:
+            name = resolve_name(model.config.renderer, short_name=model.name.display_shortest(),
+                                name=str(model.name), model_type=model.config.model_type)
+            return PromptTemplate.for_renderer(name, model.template)
         jinja = info.kv.get("tokenizer.chat_template")
         tokens = info.kv.get("tokenizer.ggml.tokens") or []
         return PromptTemplate.for_model(
@@ -94,6 +100,22 @@ def prompt_template(resolved: Resolved, override: str = "") -> PromptTemplate:
         )
     except TemplateError as e:
         raise APIError(str(e), 400 if not override else 500) from None
+    except UnknownRendererError as e:
+        raise APIError(str(e), 500) from None  # the model's config is at fault, not the request
+
+
+async def render_prompt(render: Awaitable[ChatPrompt]) -> ChatPrompt:
+    """A renderer that refuses the conversation (qwen3.8 with no user query...) is the client's mistake:
+    Ollama answers 500 with the text, pollama 400."""
+    try:
+        return await render
+    except RenderError as e:
+        raise APIError(str(e), 400) from None
+
+
+def completion_prompt(resolved: Resolved, prompt: str, leading_bos: str) -> str:
+    info = resolved.model.gguf()
+    return runner_prompt(prompt, leading_bos, tokenizer_adds_bos(info.kv if info is not None else {}))
 
 
 def _token_text(tokens: list, token_id: Any) -> str:
@@ -264,14 +286,15 @@ async def generate(
         if req.prompt == "":
             yield {"model": req.model, "created_at": now_text(), "response": "", "done": True, "done_reason": "load"}
             return
-        prompt, images = await _generate_prompt(req, resolved, template, loaded, think)
+        prompt, images, leading_bos = await _generate_prompt(req, resolved, template, loaded, think)
         if req.debug_render_only:
             yield {"model": req.model, "created_at": now_text(), "response": "", "done": False,
                    "_debug_info": _debug_info(prompt, images)}
             return
         thinking = None if parser is not None else \
             thinking_parser(resolved, model_template, think, prompt)  # raw prompts too, as Ollama
-        request = CompletionRequest(prompt=prompt, options=opts.predict_options(), grammar=grammar,
+        request = CompletionRequest(prompt=completion_prompt(resolved, prompt, leading_bos),
+                                    options=opts.predict_options(), grammar=grammar,
                                     shift=req.shift is not False, truncate=req.truncate is not False,
                                     logprobs=req.logprobs, top_logprobs=req.top_logprobs,
                                     images=_runner_images(resolved, images))
@@ -324,12 +347,14 @@ async def load_pinned(store: ModelStore, scheduler: Scheduler, model: str) -> No
 
 
 async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: PromptTemplate,
-                           loaded: LoadedModel, think: bool | str | None) -> tuple[str, list[bytes]]:
+                           loaded: LoadedModel, think: bool | str | None) -> tuple[str, list[bytes], str]:
+    """(prompt, images, the BOS text a renderer put in front): a renderer renders the prompt as a one-turn
+    chat, as Ollama does; a request TEMPLATE or a suffix goes through the Go template."""
     images = list(req.images or [])
     if req.raw:
-        return req.prompt, images
+        return req.prompt, images, ""
     if req.suffix:
-        return template.render_suffix(req.prompt, req.suffix), images
+        return template.render_suffix(req.prompt, req.suffix), images, ""
     model = resolved.model
     messages: list[dict[str, Any]] = []
     system = req.system or model.system
@@ -345,11 +370,12 @@ async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: P
     prefix = await loaded.runner.detokenize(req.context) if req.context else ""
     if req.template:
         tagged, images = tag_images(messages)
-        return prefix + template.render(tagged, think=think_on, think_level=level), images
-    rendered = await chat_prompt(template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
-                                 truncate=req.truncate is not False, think=think_on, think_level=level,
-                                 count_images=bool(model.projector_paths))
-    return prefix + rendered.text, rendered.images
+        return prefix + template.render(tagged, think=think_on, think_level=level), images, ""
+    rendered = await render_prompt(chat_prompt(
+        template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
+        truncate=req.truncate is not False, think=think_on, think_level=level, think_value=think,
+        count_images=bool(model.projector_paths)))
+    return prefix + rendered.text, rendered.images, template.leading_bos
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -450,9 +476,10 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
         truncate = req.truncate is not False
 
         async def render(history: list[dict[str, Any]]) -> ChatPrompt:
-            return await chat_prompt(template, history, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
-                                     truncate=truncate, tools=tools, think=think_on, think_level=level,
-                                     count_images=bool(resolved.model.projector_paths))
+            return await render_prompt(chat_prompt(
+                template, history, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx, truncate=truncate,
+                tools=tools, think=think_on, think_level=level, think_value=think,
+                count_images=bool(resolved.model.projector_paths)))
 
         rendered = await render(messages)
         if req.debug_render_only:
@@ -473,7 +500,8 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
         format_after_thinking = grammar is not None and thinks
         while True:
             restart = False
-            request = CompletionRequest(prompt=rendered.text, options=opts.predict_options(),
+            request = CompletionRequest(prompt=completion_prompt(resolved, rendered.text, template.leading_bos),
+                                        options=opts.predict_options(),
                                         grammar=None if format_after_thinking else grammar,
                                         shift=req.shift is not False, truncate=truncate,
                                         logprobs=req.logprobs, top_logprobs=req.top_logprobs,

@@ -2,7 +2,17 @@
 
 from engine.renderers.api import Message, Think, Tool, messages_from_json, tools_from_json
 from engine.renderers.base import Renderer, RenderError
-from engine.renderers.registry import BUILDERS, UnknownRendererError, leading_bos, renderer_for
+from engine.renderers.registry import (
+    BUILDERS,
+    UnknownRendererError,
+    leading_bos,
+    renderer_for,
+    renderer_for_architecture,
+    resolve_name,
+    runner_prompt,
+    tokenizer_adds_bos,
+)
 
 __all__ = ["BUILDERS", "Message", "RenderError", "Renderer", "Think", "Tool", "UnknownRendererError", "leading_bos",
-           "messages_from_json", "renderer_for", "tools_from_json"]
+           "messages_from_json", "renderer_for", "renderer_for_architecture", "resolve_name", "runner_prompt",
+           "tokenizer_adds_bos", "tools_from_json"]

@@ -3,8 +3,6 @@ from API JSON the way Go decodes them, and encoding back to the same JSON bytes 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,21 +206,12 @@ class ToolCall:
         )
 
 
-def _image_bytes(image: Any) -> bytes:
-    if isinstance(image, (bytes, bytearray)):
-        return bytes(image)
-    try:
-        return base64.b64decode(str(image), validate=False)
-    except (binascii.Error, ValueError):
-        return str(image).encode()
-
-
 @dataclass
 class Message:
     role: str = ""
     content: str = ""
     thinking: str = ""
-    images: list[bytes] = field(default_factory=list)
+    images: list[Any] = field(default_factory=list)  # renderers only count them: kept as they came
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_name: str = ""
     tool_call_id: str = ""
@@ -239,7 +228,7 @@ class Message:
             role=text("role"),
             content=text("content"),
             thinking=text("thinking"),
-            images=[_image_bytes(i) for i in images] if isinstance(images, list) else [],
+            images=list(images) if isinstance(images, list) else [],
             tool_calls=[ToolCall.from_json(c, numbers) for c in calls if isinstance(c, dict)]
             if isinstance(calls, list) else [],
             tool_name=text("tool_name"),

@@ -71,3 +71,64 @@ def leading_bos(name: str) -> str:
     """The BOS text a renderer starts its prompts with; empty for an unknown name."""
     build = BUILDERS.get(name)
     return build(True).leading_bos if build is not None else ""
+
+
+GEMMA4_LARGE_MIN_PARAMETERS = 12_000_000_000
+
+
+def resolve_name(renderer: str, *, short_name: str, name: str, model_type: str) -> str:
+    """The renderer a model's config names, with Ollama's legacy `gemma4` resolved to gemma4-small or
+    gemma4-large: by a size in the model's name (e2b/e4b small; 12b/26b/31b large), else by its parameter
+    count (12B and up is large), else small."""
+    if renderer != "gemma4":
+        return renderer
+    for candidate in (short_name, name):
+        lower = candidate.lower()
+        if "e2b" in lower or "e4b" in lower:
+            return "gemma4-small"
+        if "12b" in lower or "26b" in lower or "31b" in lower:
+            return "gemma4-large"
+    count = _human_count(model_type)
+    if count is not None:
+        return "gemma4-large" if count >= GEMMA4_LARGE_MIN_PARAMETERS else "gemma4-small"
+    return "gemma4-small"
+
+
+def _human_count(text: str) -> int | None:
+    """"31.3B" -> 31300000000 (B, M or K); None when it is not such a number."""
+    multiplier = {"B": 1_000_000_000, "M": 1_000_000, "K": 1_000}.get(text[-1:].upper())
+    if multiplier is None:
+        return None
+    try:
+        return int(float(text[:-1]) * multiplier)
+    except ValueError:
+        return None
+
+
+# Ollama's create gives a GGUF of these architectures a renderer when neither the Modelfile nor the base
+# model names one.
+ARCHITECTURE_RENDERERS = {"gemma4": "gemma4", "laguna": "laguna", "nemotron_h": "nemotron-3-nano",
+                          "nemotron_h_moe": "nemotron-3-nano", "nemotron_h_omni": "nemotron-3-nano"}
+
+
+def renderer_for_architecture(architecture: str) -> str:
+    return ARCHITECTURE_RENDERERS.get(architecture, "")
+
+
+def tokenizer_adds_bos(kv: dict) -> bool:
+    """Whether llama.cpp puts BOS in front of a prompt by itself (Ollama's reading of the GGUF: LFM2 and
+    Gemma 4 tokenizers always do, others when tokenizer.ggml.add_bos_token says so)."""
+    if kv.get("tokenizer.ggml.pre") in ("lfm2", "gemma4") or kv.get("tokenizer.ggml.model") == "gemma4":
+        return True
+    return kv.get("tokenizer.ggml.add_bos_token") is True
+
+
+def runner_prompt(prompt: str, leading_bos: str, adds_bos: bool) -> str:
+    """The prompt llama.cpp is given: when its tokenizer adds BOS itself, a BOS the prompt starts with as
+    text (the renderer's, or `<bos>`) is dropped so the model does not see two."""
+    if adds_bos:
+        if leading_bos and prompt.startswith(leading_bos):
+            return prompt[len(leading_bos):]
+        if prompt.startswith("<bos>"):
+            return prompt[len("<bos>"):]
+    return prompt
