@@ -204,3 +204,21 @@ def load_settings() -> Settings:
         shutdown_timeout=_seconds_env(_var("POLLAMA_SHUTDOWN_TIMEOUT"), 30.0),
         preload=tuple(m.strip() for m in _var("POLLAMA_PRELOAD").split(",") if m.strip()),
     )
+
+
+# --- read by the CLI (the client side) ---------------------------------------------------------------
+
+
+def client_api_key() -> str:
+    """OLLAMA_API_KEY: sent by the CLI as `Authorization: Bearer <key>` when set."""
+    return os.environ.get("OLLAMA_API_KEY", "")
+
+
+def no_history() -> bool:
+    """OLLAMA_NOHISTORY: `pollama run` keeps no line history."""
+    return _bool("OLLAMA_NOHISTORY")
+
+
+def editor() -> str:
+    """OLLAMA_EDITOR, else VISUAL, else EDITOR: the editor Ctrl+G opens in `pollama run`."""
+    return os.environ.get("OLLAMA_EDITOR") or os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"

@@ -216,7 +216,7 @@ def test_cli_pull_and_push(source: Server, registry: Registry, pushed: str, fres
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert lines[0] == "retrieving manifest" and lines[-2:] == ["pushing manifest", "success"]
-    assert f"pushing {digests[0][7:19]}: 100% ▕{'█' * 25}▏ 98 MB/98 MB" in lines
+    assert f"pushing {digests[0][7:19]} 100% ▕{'█' * 25}▏ 98 MB/98 MB" in lines
 
     server = fresh()
     done = cli(server, "pull", "--insecure", name)
