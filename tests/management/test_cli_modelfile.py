@@ -212,7 +212,8 @@ def test_create_errors_from_the_server(shared_server: Server, tmp_path: Path) ->
     assert result.returncode == 1
     # A streamed request refused before it streams reads as Ollama's client words it: the status line first.
     assert result.stderr.strip().splitlines()[-1] == (
-        "Error: 400 Bad Request: unsupported quantization type Q5_K_M - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0")
+        "Error: 400 Bad Request: unsupported quantization type Q5_K_M - supported types are F32, F16, Q4_K_S, Q4_K_M, "
+        "Q8_0")
     missing = pollama(shared_server, "show", "nope")
     assert missing.returncode == 1 and missing.stderr.strip() == "Error: model 'nope:latest' not found"
 

@@ -1,0 +1,171 @@
+"""`list`, `ps`, `show`, `cp`, `rm`, `stop`, `run` (not interactive), `-v` and `help` against a real server, and
+every command against a server that is not running."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from server.cli.client import NOT_RUNNING
+from server.cli.format import human_bytes
+from server.version import VERSION
+from tests.cli.conftest import pollama
+from tests.conftest import Server, free_port
+
+RECENT = r"(Less than a second|1 second|\d+ seconds|About a minute|\d+ minutes) ago"
+
+
+def tags(server: Server) -> dict[str, dict]:
+    return {m["name"]: m for m in httpx.get(f"{server.url}/api/tags", timeout=30).json()["models"]}
+
+
+def running(server: Server) -> list[dict]:
+    return httpx.get(f"{server.url}/api/ps", timeout=30).json()["models"]
+
+
+def test_list(shared_server: Server) -> None:
+    model = tags(shared_server)["smollm2:135m"]
+    done = pollama(shared_server, "list")
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    width = max(len(name) for name in tags(shared_server))
+    assert re.fullmatch(rf"NAME {{{width - 4}}}    ID {{10}}    SIZE +    MODIFIED +", header), header
+    row = next(r for r in rows if r.startswith("smollm2:135m "))
+    assert re.fullmatch(rf"smollm2:135m {{{width - 8}}}{model['digest'][:12]}    98 MB    {RECENT} *    ", row), row
+    filtered = pollama(shared_server, "ls", "SMOLLM2").stdout.splitlines()[1:]  # a prefix, any case
+    assert [r.split()[0] for r in filtered] == ["smollm2:135m"]
+    assert pollama(shared_server, "ls", "nothing-like-it").stdout == "NAME    ID    SIZE    MODIFIED \n"
+
+
+def test_ps_with_none_and_with_a_model_loaded(shared_server: Server, short_model: str) -> None:
+    httpx.post(f"{shared_server.url}/api/generate", json={"model": short_model, "keep_alive": 0}, timeout=60)
+    empty = pollama(shared_server, "ps")
+    assert empty.returncode == 0 and empty.stdout == "NAME    ID    SIZE    PROCESSOR    CONTEXT    UNTIL \n"
+
+    httpx.post(f"{shared_server.url}/api/generate", json={"model": short_model, "keep_alive": "10m"}, timeout=300)
+    loaded = next(m for m in running(shared_server) if m["name"] == short_model)
+    header, row = pollama(shared_server, "ps").stdout.splitlines()
+    assert header.split() == ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
+    columns = [header.index(title) for title in ("ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL")]
+    cells = [row[a:b].strip() for a, b in zip([0, *columns], [*columns, len(row)], strict=True)]
+    assert cells[:5] == [short_model, loaded["digest"][:12], human_bytes(loaded["size"]), "100% CPU",
+                         str(loaded["context_length"])]
+    assert re.fullmatch(r"(9|10) minutes from now", cells[5]), cells[5]
+    assert row.endswith(cells[5] + "    ")
+
+    httpx.post(f"{shared_server.url}/api/generate", json={"model": short_model, "keep_alive": -1}, timeout=60)
+    assert pollama(shared_server, "ps").stdout.splitlines()[1].split()[-1] == "Forever"
+
+    stopped = pollama(shared_server, "stop", short_model)
+    assert stopped.returncode == 0 and stopped.stdout == "", stopped.stderr
+    assert all(m["name"] != short_model for m in running(shared_server))
+    missing = pollama(shared_server, "stop", "nope")
+    assert missing.returncode == 1 and missing.stderr == 'Error: couldn\'t find model "nope" to stop\n'
+
+
+def test_show_sections(shared_server: Server, short_model: str) -> None:
+    done = pollama(shared_server, "show", "smollm2:135m")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "  Model\n"
+        "    architecture        llama      \n"
+        "    parameters          134.52M    \n"
+        "    context length      8192       \n"
+        "    embedding length    576        \n"
+        "    quantization        Q4_1       \n"
+        "\n"
+        "  Capabilities\n"
+        "    completion    \n"
+        "\n"
+        "  Parameters\n"
+        '    stop    "<|im_start|>"    \n'
+        '    stop    "<|im_end|>"      \n'
+        "\n")
+    derived = pollama(shared_server, "show", short_model).stdout
+    assert "  Parameters\n" in derived
+    assert '    stop           "<|im_start|>"    \n' in derived  # the column is as wide as its widest cell
+    assert "    temperature    0" + " " * 13 + "    \n" in derived
+    verbose = pollama(shared_server, "show", "-v", "smollm2:135m").stdout
+    metadata = verbose[verbose.index("  Metadata\n"):].splitlines()
+    assert re.fullmatch(r"    general\.architecture +llama +", next(r for r in metadata if "general.arch" in r))
+    assert re.fullmatch(r"    tokenizer\.ggml\.tokens +\[\S+ \.\.\.\+\d+ more\] +",
+                        next(r for r in metadata if "tokenizer.ggml.tokens " in r))
+    assert "  Tensors\n" in verbose and re.search(r"\n    token_embd\.weight +Q\w+ +\[576 49152\] +\n", verbose)
+
+
+def test_copy_and_remove_several(shared_server: Server) -> None:
+    for name in ("h14-a", "h14-b"):
+        done = pollama(shared_server, "cp", "smollm2:135m", name)
+        assert done.returncode == 0 and done.stdout == f"copied 'smollm2:135m' to '{name}'\n", done.stderr
+    done = pollama(shared_server, "rm", "h14-a", "h14-b")
+    assert done.returncode == 0 and done.stdout == "deleted 'h14-a'\ndeleted 'h14-b'\n", done.stderr
+    assert not {"h14-a:latest", "h14-b:latest"} & set(tags(shared_server))
+    missing = pollama(shared_server, "rm", "h14-a")
+    assert missing.returncode == 1 and missing.stderr == "Error: model 'h14-a' not found\n"
+
+
+def test_run_a_prompt_and_piped_input(shared_server: Server, short_model: str) -> None:
+    answer = pollama(shared_server, "run", short_model, "Name a color.")
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.endswith("\n\n") and answer.stdout.strip()
+    assert "\x1b" not in answer.stdout + answer.stderr  # no spinner or wrapping escapes in a pipe
+    again = pollama(shared_server, "run", short_model, stdin="Name a color.")
+    assert again.stdout == answer.stdout  # greedy: piped text is the same prompt
+    verbose = pollama(shared_server, "run", "--verbose", short_model, "Name a color.")
+    assert re.search(r"^eval count: +8 token\(s\)$", verbose.stderr, re.M), verbose.stderr
+    assert re.search(r"^eval rate: +\d+\.\d\d tokens/s$", verbose.stderr, re.M)
+    assert re.search(r"^prompt eval rate: +\d+\.\d\d tokens/s$", verbose.stderr, re.M)
+    as_json = pollama(shared_server, "run", "--format", "json", short_model, "A JSON object with a color.")
+    assert as_json.stdout.lstrip().startswith("{")
+    bad_think = pollama(shared_server, "run", "--think=very", short_model, "hi")
+    assert bad_think.returncode == 1 and bad_think.stderr == (
+        'Error: invalid value for --think: "very" (must be true, false, high, medium, low, or max)\n')
+    no_thinking = pollama(shared_server, "run", "--think", short_model, "hi")
+    assert no_thinking.returncode == 1 and "does not support thinking" in no_thinking.stderr
+
+
+def test_api_key_is_sent(server_factory) -> None:
+    server = server_factory(env={"POLLAMA_API_KEYS": "sesame"})
+    refused = pollama(server, "list")
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: ") and "Traceback" not in refused.stderr
+    allowed = pollama(server, "list", OLLAMA_API_KEY="sesame")
+    assert allowed.returncode == 0 and allowed.stdout == "NAME    ID    SIZE    MODIFIED \n", allowed.stderr
+
+
+def test_version_and_help(shared_server: Server) -> None:
+    assert pollama(shared_server, "-v").stdout == f"ollama version is {VERSION}\n"
+    root = pollama(shared_server, "help").stdout
+    assert root.startswith("Large language model runner\n\nUsage:\n  pollama [flags]\n  pollama [command]\n")
+    for name in ("serve", "create", "show", "run", "stop", "pull", "push", "list", "ps", "cp", "rm", "help"):
+        assert re.search(rf"^  {name} +\S", root, re.M), name
+    assert pollama(shared_server, "--help").stdout == root
+    run_help = pollama(shared_server, "run", "--help").stdout
+    assert run_help.startswith("Run a model\n\nUsage:\n  pollama run MODEL [PROMPT] [flags]\n")
+    assert '      --think string[="true"]   Enable thinking mode' in run_help
+    assert pollama(shared_server, "help", "ls").stdout.startswith("List models\n\nUsage:\n  pollama list [flags]\n\n"
+                                                                  "Aliases:\n  list, ls\n")
+    for args, error in ((["bogus"], 'unknown command "bogus" for "pollama"'),
+                        (["run"], "requires at least 1 arg(s), only received 0"),
+                        (["cp", "a"], "accepts 2 arg(s), received 1"),
+                        (["list", "--nope"], "unknown flag: --nope")):
+        done = pollama(shared_server, *args)
+        assert done.returncode == 1 and done.stderr == f"Error: {error}\n", args
+
+
+@pytest.mark.parametrize("args", [
+    ["list"], ["ls"], ["ps"], ["show", "m"], ["run", "m", "hi"], ["run", "m"], ["stop", "m"], ["pull", "m"],
+    ["push", "m"], ["cp", "a", "b"], ["rm", "a", "b"], ["create", "m"],
+])
+def test_every_command_without_a_server(args: list[str]) -> None:
+    done = pollama(f"127.0.0.1:{free_port()}", *args)
+    assert done.returncode == 1
+    assert done.stderr == f"Error: {NOT_RUNNING}\n" and done.stdout == ""
+
+
+def test_version_without_a_server() -> None:
+    done = pollama(f"127.0.0.1:{free_port()}", "--version")
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == ["Warning: could not connect to a running Ollama instance",
+                                        f"Warning: client version is {VERSION}"]
