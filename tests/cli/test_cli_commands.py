@@ -3,7 +3,10 @@ every command against a server that is not running."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +16,7 @@ from server.cli.format import human_bytes
 from server.version import VERSION
 from tests.cli.conftest import pollama
 from tests.conftest import Server, free_port
+from tests.ggufs import embedding_gguf
 
 RECENT = r"(Less than a second|1 second|\d+ seconds|About a minute|\d+ minutes) ago"
 
@@ -169,3 +173,25 @@ def test_version_without_a_server() -> None:
     assert done.returncode == 0
     assert done.stdout.splitlines() == ["Warning: could not connect to a running Ollama instance",
                                         f"Warning: client version is {VERSION}"]
+
+
+def test_run_an_embedding_model(shared_server: Server, smollm2_gguf: Path, tmp_path: Path) -> None:
+    """`run` on an embedding model prints the vector, as JSON, shortened with --dimensions."""
+    data = embedding_gguf(smollm2_gguf, tmp_path / "embedding.gguf").read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    httpx.post(f"{shared_server.url}/api/blobs/{digest}", content=data, timeout=120).raise_for_status()
+    created = httpx.post(f"{shared_server.url}/api/create", timeout=300,
+                         json={"model": "h14-embed", "files": {"e.gguf": digest}, "stream": False})
+    assert created.status_code == 200, created.text
+    full = pollama(shared_server, "run", "h14-embed", "a cat sat on the mat")
+    assert full.returncode == 0, full.stderr
+    vector = json.loads(full.stdout)
+    expected = httpx.post(f"{shared_server.url}/api/embed", timeout=120,
+                          json={"model": "h14-embed", "input": "a cat sat on the mat"}).json()["embeddings"][0]
+    assert len(vector) == 576 and vector == pytest.approx(expected, abs=1e-6)
+    short = pollama(shared_server, "run", "--dimensions", "4", "h14-embed", "a cat sat on the mat")
+    assert len(json.loads(short.stdout)) == 4
+    empty = pollama(shared_server, "run", "h14-embed")
+    assert empty.returncode == 1 and empty.stderr == (
+        'Error: embedding models require input text. Usage: ollama run h14-embed "your text here"\n')
+    httpx.request("DELETE", f"{shared_server.url}/api/delete", json={"model": "h14-embed"}, timeout=60)

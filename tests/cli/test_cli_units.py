@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from server.cli.client import CLIError
 from server.cli.flags import Flag, UsageError, flag_usages, parse
 from server.cli.format import go_duration, human_bytes, human_number, human_time, parse_time
 from server.cli.models import processor
 from server.cli.progress import Bar, Progress, Spinner
+from server.cli.session import extract_files
 from server.cli.table import render, wrap
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -130,3 +133,19 @@ def test_plain_progress_lines() -> None:
     progress.add(Spinner("success"))
     progress.stop()
     assert out.getvalue().splitlines() == ["pulling manifest", f"pulling abc: 100% ▕{'█' * 25}▏ 10 B/10 B", "success"]
+
+
+def test_image_paths_in_a_message_are_attached(tmp_path, capsys) -> None:
+    """Paths to images in a message (plain, quoted or with escaped spaces) are read, encoded and removed."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    (tmp_path / "my cat.png").write_bytes(png)
+    (tmp_path / "dog.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 32)
+    (tmp_path / "notes.png").write_text("not an image")
+    escaped = str(tmp_path / "my cat.png").replace(" ", "\\ ")
+    text, images = extract_files(f"What is in {escaped} and '{tmp_path / 'dog.jpg'}'? Not /nowhere/x.png")
+    assert text == "What is in  and ? Not /nowhere/x.png"
+    assert [base64.b64decode(i)[:4] for i in images] == [png[:4], b"\xff\xd8\xff\xe0"]
+    assert capsys.readouterr().err.splitlines() == [f"Added image '{tmp_path / 'my cat.png'}'",
+                                                    f"Added image '{tmp_path / 'dog.jpg'}'"]
+    with pytest.raises(CLIError, match="invalid file type: text/plain; charset=utf-8"):
+        extract_files(f"see {tmp_path / 'notes.png'}")

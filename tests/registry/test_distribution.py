@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import ollama
+import pexpect
 import pytest
 
 from tests.conftest import REPO, Server
@@ -229,3 +231,27 @@ def test_cli_pull_and_push(source: Server, registry: Registry, pushed: str, fres
     done = cli(server, "pull", "--insecure", f"{registry.host}/cli/absent")
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == "Error: pull model manifest: file does not exist"
+
+
+def test_cli_progress_on_a_terminal(source: Server, registry: Registry, pushed: str, fresh) -> None:
+    """On a terminal, push and pull redraw their lines in place: a spinner per status, a bar per layer."""
+    def terminal(server: Server, *args: str) -> str:
+        env = {**os.environ, "OLLAMA_HOST": server.url, "PYTHONPATH": str(REPO)}
+        child = pexpect.spawn(sys.executable, ["-m", "server.cli", *args], cwd=str(REPO), env=env, encoding="utf-8",
+                              timeout=300, dimensions=(24, 100))
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, child.before
+        return child.before
+
+    name = f"{registry.host}/cli/smol-tty:latest"
+    copy(source, "smollm2:135m", name)
+    shown = terminal(source, "push", "--insecure", name)
+    assert "\x1b[1G" in shown and "\x1b[K" in shown and "\x1b[?25l" in shown  # redrawn in place
+    assert re.search(r"pushing [0-9a-f]{12} 100% ▕█+▏  98 MB", shown), shown
+    assert shown.rstrip().endswith(f"You can find your model at:\r\n\r\n\t{name}")
+
+    shown = terminal(fresh(), "pull", "--insecure", name)
+    lines = [line.split("\x1b[K")[0] for line in re.split(r"\x1b\[1G|\r?\n", shown)]
+    assert "pulling manifest " in lines and "verifying sha256 digest " in lines and "success " in lines
+    assert any(re.fullmatch(r"pulling [0-9a-f]{12}: 100% ▕█+▏  98 MB +", line) for line in lines), lines
