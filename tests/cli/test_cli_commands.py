@@ -48,7 +48,7 @@ def test_ps_with_none_and_with_a_model_loaded(shared_server: Server, short_model
     empty = pollama(shared_server, "ps")
     assert empty.returncode == 0 and empty.stdout == "NAME    ID    SIZE    PROCESSOR    CONTEXT    UNTIL \n"
 
-    httpx.post(f"{shared_server.url}/api/generate", json={"model": short_model, "keep_alive": "10m"}, timeout=300)
+    assert pollama(shared_server, "run", "--keepalive", "10m", short_model, "Hi").returncode == 0  # loads it for 10m
     loaded = next(m for m in running(shared_server) if m["name"] == short_model)
     header, row = pollama(shared_server, "ps").stdout.splitlines()
     assert header.split() == ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from server.cli.answer import BOLD, DEFAULT, GREY, AnswerView, WrapState, display
 from server.cli.client import CLIError
 from server.cli.flags import Flag, UsageError, flag_usages, parse
 from server.cli.format import go_duration, human_bytes, human_number, human_time, parse_time
@@ -149,3 +150,35 @@ def test_image_paths_in_a_message_are_attached(tmp_path, capsys) -> None:
                                                     f"Added image '{tmp_path / 'dog.jpg'}'"]
     with pytest.raises(CLIError, match="invalid file type: text/plain; charset=utf-8"):
         extract_files(f"see {tmp_path / 'notes.png'}")
+
+
+def test_thinking_is_shown_and_can_be_hidden(capsys) -> None:
+    view = AnswerView(word_wrap=False, hide_thinking=False, plain=True)
+    view.show("Let me see.", "", None, True)
+    view.show("", "Blue.", None, True)
+    assert capsys.readouterr().out == "Thinking...\nLet me see.\n...done thinking.\n\nBlue."
+    view = AnswerView(word_wrap=False, hide_thinking=False, plain=False)
+    view.show("Hm.\n", "", None, True)
+    view.show("", "Ok", None, True)
+    assert capsys.readouterr().out == (f"{GREY}{BOLD}Thinking...\n{DEFAULT}{GREY}Hm.\n"
+                                       f"{GREY}{BOLD}...done thinking.\n\n{DEFAULT}Ok")
+    hidden = AnswerView(word_wrap=False, hide_thinking=True, plain=True)
+    hidden.show("secret", "", None, True)
+    hidden.show("", "Blue.", [{"function": {"name": "f", "arguments": {"b": 1, "a": "<x>"}}}], True)
+    assert capsys.readouterr().out == ("  Model called a non-existent function 'f()' with arguments: "
+                                       '{"a":"\\u003cx\\u003e","b":1}Blue.')
+    assert hidden.thinking == "" and hidden.content == "Blue."
+
+
+def test_word_wrap_moves_the_last_word_to_a_new_line() -> None:
+    """At 80 columns a line is broken before column 75: the partial word is erased and rewritten below."""
+    out = io.StringIO()
+    state = WrapState()
+    words = " ".join(f"word{i:02d}" for i in range(12))  # 12 words of 6 letters: 83 columns
+    display(words, True, state, out)
+    first, second = out.getvalue().split("\x1b[K\n")
+    assert first == " ".join(f"word{i:02d}" for i in range(10)) + " word1\x1b[5D"
+    assert second == "word10 word11"
+    plain = io.StringIO()
+    display(words, False, WrapState(), plain)
+    assert plain.getvalue() == words

@@ -255,3 +255,20 @@ def test_cli_progress_on_a_terminal(source: Server, registry: Registry, pushed: 
     lines = [line.split("\x1b[K")[0] for line in re.split(r"\x1b\[1G|\r?\n", shown)]
     assert "pulling manifest " in lines and "verifying sha256 digest " in lines and "success " in lines
     assert any(re.fullmatch(r"pulling [0-9a-f]{12}: 100% ▕█+▏  98 MB +", line) for line in lines), lines
+
+
+def test_cli_run_pulls_a_missing_model_first(source: Server, registry: Registry, pushed: str, fresh) -> None:
+    name = f"{registry.host}/cli/smol-short:latest"
+    status, items = call(source, "/api/create", {"model": name, "from": "smollm2:135m",
+                                                 "parameters": {"temperature": 0, "num_predict": 4}})
+    assert status == 200 and items[-1] == {"status": "success"}, items
+    assert push(source, name)[-1] == {"status": "success"}
+    server = fresh()
+    env = {**os.environ, "OLLAMA_HOST": server.url, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "server.cli", "run", "--insecure", name, "Hi"], cwd=REPO, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "pulling manifest" and lines[-1] == "success"
+    assert done.stdout.strip() and done.stdout.endswith("\n\n")
+    assert name in [m["name"] for m in httpx.get(f"{server.url}/api/tags", timeout=30).json()["models"]]
