@@ -91,6 +91,23 @@ def test_show_sections(shared_server: Server, short_model: str) -> None:
     assert "  Parameters\n" in derived
     assert '    stop           "<|im_start|>"    \n' in derived  # the column is as wide as its widest cell
     assert "    temperature    0" + " " * 13 + "    \n" in derived
+    license_line = "Permission is hereby granted, free of charge, to any person obtaining a copy of this software"
+    created = httpx.post(f"{shared_server.url}/api/create", timeout=300, json={
+        "model": "h14-described", "from": "smollm2:135m", "stream": False,
+        "system": "You are terse.\n\n  You answer in one word.\nNever more.", "license": f"MIT\n{license_line}"})
+    assert created.status_code == 200, created.text
+    described = pollama(shared_server, "show", "h14-described").stdout
+    assert described.endswith(
+        "  System\n"
+        f"    {'You are terse.':<23}    \n"  # two lines of it, trimmed, then an ellipsis
+        "    You answer in one word.    \n"
+        f"    {'...':<23}    \n"
+        "\n"
+        "  License\n"
+        f"    MIT{' ' * (len(license_line) - 3)}    \n"  # long text wraps at 100 columns here, not 30
+        f"    {license_line}    \n"
+        "\n"), described
+    httpx.request("DELETE", f"{shared_server.url}/api/delete", json={"model": "h14-described"}, timeout=60)
     verbose = pollama(shared_server, "show", "-v", "smollm2:135m").stdout
     metadata = verbose[verbose.index("  Metadata\n"):].splitlines()
     assert re.fullmatch(r"    general\.architecture +llama +", next(r for r in metadata if "general.arch" in r))
