@@ -11,7 +11,7 @@ import binascii
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from server.envconfig import DurationError, parse_go_duration
 
@@ -90,9 +90,16 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-KeepAlive = Annotated[float | None, BeforeValidator(_keep_alive)]
-Think = Annotated[bool | str | None, BeforeValidator(_think)]
-Images = Annotated[list[bytes] | None, BeforeValidator(_images)]
+# What these accept on the wire, for the OpenAPI document (their Python types are what they decode to).
+GO_DURATION_PATTERN = r"^([-+]?0|[-+]?([0-9]*\.?[0-9]+(ns|us|µs|ms|s|m|h))+)$"
+KeepAlive = Annotated[float | None, BeforeValidator(_keep_alive), WithJsonSchema({
+    "anyOf": [{"type": "number"}, {"type": "string", "pattern": GO_DURATION_PATTERN}, {"type": "null"}],
+    "description": "seconds, or a Go duration (`5m`, `1h30m`); negative keeps the model loaded forever"})]
+Think = Annotated[bool | str | None, BeforeValidator(_think), WithJsonSchema({
+    "anyOf": [{"type": "boolean"}, {"enum": list(THINK_LEVELS)}, {"type": "null"}]})]
+Images = Annotated[list[bytes] | None, BeforeValidator(_images), WithJsonSchema({
+    "anyOf": [{"type": "array", "items": {"type": "string", "format": "byte"}}, {"type": "null"}],
+    "description": "base64-encoded images"})]
 
 
 class _Request(BaseModel):
@@ -328,10 +335,100 @@ class ChatResponse(_Response):
 
 
 class ProgressResponse(_Response):
+    """One line of create, pull and push progress; the last is `{"status": "success"}`."""
+
     status: str
     digest: str | None = None
     total: int | None = None
     completed: int | None = None
+
+
+class ErrorResponse(_Response):
+    """Every error of the native API (and a stream's last line when it fails midway)."""
+
+    error: str
+
+
+class VersionResponse(_Response):
+    version: str
+
+
+class ReadyResponse(_Response):
+    status: str
+
+
+class ModelDetails(_Response):
+    parent_model: str = ""
+    format: str = ""
+    family: str = ""
+    families: list[str] | None = None
+    parameter_size: str = ""
+    quantization_level: str = ""
+    context_length: int | None = None
+    embedding_length: int | None = None
+
+
+class ListModelResponse(_Response):
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+    capabilities: list[str] | None = None
+
+
+class ListResponse(_Response):
+    models: list[ListModelResponse]
+
+
+class ProcessModelResponse(_Response):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class ProcessResponse(_Response):
+    models: list[ProcessModelResponse]
+
+
+class Tensor(_Response):
+    name: str
+    type: str
+    shape: list[int]
+
+
+class ShowResponse(_Response):
+    license: str | None = None
+    modelfile: str | None = None
+    parameters: str | None = None
+    template: str | None = None
+    system: str | None = None
+    details: ModelDetails | None = None
+    messages: list[ResponseMessage] | None = None
+    model_info: dict[str, Any] = Field(default_factory=dict)
+    projector_info: dict[str, Any] | None = None
+    tensors: list[Tensor] | None = None
+    capabilities: list[str] | None = None
+    modified_at: str | None = None
+    requires: str | None = None
+
+
+class EmbedResponse(_Response):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+
+
+class EmbeddingResponse(_Response):
+    embedding: list[float]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from server.api import RequestError, parse_request
 
@@ -42,7 +43,8 @@ class ContentBlock(_Request):
 class MessageParam(_Request):
     role: str | None = None
     content: Any = None
-    blocks: list[ContentBlock] = []
+    # The content decoded into blocks by `parse`; not part of the wire format.
+    blocks: SkipJsonSchema[list[ContentBlock]] = Field(default_factory=list, exclude=True)
 
 
 class Tool(_Request):
@@ -76,6 +78,66 @@ class MessagesRequest(_Request):
     thinking: ThinkingConfig | None = None
     metadata: Any = None
     output_config: OutputConfig | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Responses (what server/anthropic.py writes)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ErrorDetail(_Response):
+    type: str
+    message: str
+
+
+class ErrorResponse(_Response):
+    """Every error of /v1/messages; in a stream, the data of an `error` event (without `request_id`)."""
+
+    type: str = "error"
+    error: ErrorDetail
+    request_id: str | None = None
+
+
+class ResponseBlock(_Response):
+    type: str = Field(description="`text`, `thinking` or `tool_use`")
+    text: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: dict[str, Any] | None = None
+
+
+class Usage(_Response):
+    input_tokens: int
+    output_tokens: int
+
+
+class MessagesResponse(_Response):
+    id: str
+    type: str = "message"
+    role: str = "assistant"
+    model: str
+    content: list[ResponseBlock]
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+    usage: Usage
+
+
+class StreamEvent(_Response):
+    """The data of one server-sent event: message_start, content_block_start/_delta/_stop, message_delta,
+    message_stop, or error; the event's name is its `type`."""
+
+    type: str
+    message: dict[str, Any] | None = None
+    index: int | None = None
+    content_block: dict[str, Any] | None = None
+    delta: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    error: ErrorDetail | None = None
 
 
 def _json_kind(value: Any) -> str:

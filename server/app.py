@@ -22,13 +22,13 @@ from server.inference import load_pinned
 from server.lifecycle import DrainMiddleware, preload
 from server.middleware import GuardMiddleware
 from server.routes import anthropic as anthropic_routes
-from server.routes import inference, models, oci, registry, system
+from server.routes import docs, inference, models, oci, registry, system
 from server.routes import openai as openai_routes
 from server.state import ServerState
 
 CPU_DEFAULT_NUM_CTX = 4096
 ROUTERS = (system.router, models.router, inference.router, registry.router, openai_routes.router,
-           anthropic_routes.router)
+           anthropic_routes.router, docs.router)
 
 
 def _is_loopback(host: str) -> bool:
@@ -72,10 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.pollama = state
-    for router in ROUTERS:
+    app.state.routers = [*ROUTERS, oci.router] if settings.serve_registry else list(ROUTERS)
+    for router in app.state.routers:
         app.include_router(router)
-    if settings.serve_registry:
-        app.include_router(oci.router)
     app.add_middleware(DrainMiddleware, lifecycle=state.lifecycle)
     if settings.api_keys:
         app.add_middleware(KeyMiddleware, keys=settings.api_keys)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.errors import REGISTRY_PREFIX, family_error_response
+from server.errors import Family, family_error_response, route_family
 from server.lifecycle import READY_PATH
 
 # Probes that load balancers and `ollama --version` send without credentials.
@@ -77,7 +77,7 @@ class KeyMiddleware:
         path = scope["path"]
         # Registry clients answer a Basic challenge with credentials; a Bearer one would send them off to
         # look for a token service.
-        challenge = 'Basic realm="pollama"' if path.startswith(REGISTRY_PREFIX) else "Bearer"
+        challenge = 'Basic realm="pollama"' if route_family(path) is Family.REGISTRY else "Bearer"
         response = family_error_response(path, MISSING if key is None else INVALID, 401,
                                          {"www-authenticate": challenge})
         await response(scope, receive, send)

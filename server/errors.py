@@ -5,6 +5,8 @@ through `family_error_response`."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from starlette.responses import Response
 
 from server import anthropic, openai
@@ -24,12 +26,30 @@ def oci_error(code: str, message: str, status: int) -> Response:
     return response
 
 
-def family_error_response(path: str, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+class Family(StrEnum):
+    OLLAMA = "Ollama"
+    OPENAI = "OpenAI"
+    ANTHROPIC = "Anthropic"
+    REGISTRY = "Registry"
+
+
+def route_family(path: str) -> Family:
     if path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/"):
+        return Family.ANTHROPIC
+    if path.startswith(OPENAI_PREFIX):
+        return Family.OPENAI
+    if path.startswith(REGISTRY_PREFIX):
+        return Family.REGISTRY
+    return Family.OLLAMA
+
+
+def family_error_response(path: str, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    family = route_family(path)
+    if family is Family.ANTHROPIC:
         response = anthropic.error_response(message, status)
-    elif path.startswith(OPENAI_PREFIX):
+    elif family is Family.OPENAI:
         response = openai.error_response(message, status)
-    elif path.startswith(REGISTRY_PREFIX):
+    elif family is Family.REGISTRY:
         response = oci_error(_OCI_CODES.get(status, "UNKNOWN"), message, status)
     else:
         response = error_response(message, status)

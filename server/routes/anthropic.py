@@ -12,9 +12,10 @@ from engine.capabilities import THINKING
 from modelstore.store import ModelStore
 from server import anthropic, inference
 from server.api import RequestError
-from server.api_anthropic import MessagesRequest, parse
+from server.api_anthropic import MessagesRequest, MessagesResponse, StreamEvent, parse
 from server.http import APIError, collect_unless_gone, read_json
 from server.openai import sse_response
+from server.openapi import documented
 from server.state import get_state
 
 router = APIRouter()
@@ -35,6 +36,8 @@ def _error(e: APIError) -> Response:
 
 
 @router.post("/v1/messages")
+@documented("Anthropic Messages", request=MessagesRequest, response=MessagesResponse, stream=StreamEvent,
+            example={"model": "smollm2:135m", "max_tokens": 8, "messages": [{"role": "user", "content": "Hello!"}]})
 async def messages(request: Request) -> Response:
     started = time.perf_counter()
     state = get_state(request)

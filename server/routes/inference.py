@@ -14,12 +14,15 @@ from server.api import (
     ChatRequest,
     ChatResponse,
     EmbeddingRequest,
+    EmbeddingResponse,
     EmbedRequest,
+    EmbedResponse,
     GenerateRequest,
     GenerateResponse,
     parse_request,
 )
 from server.http import APIError, collect_unless_gone, json_response, read_json, stream_response
+from server.openapi import documented
 from server.state import get_state
 
 router = APIRouter()
@@ -59,6 +62,9 @@ async def _single_if_done(chunks: AsyncGenerator[dict]) -> tuple[dict | None, As
 
 
 @router.post("/api/generate")
+@documented("Complete a prompt", request=GenerateRequest, response=GenerateResponse, stream=GenerateResponse,
+            example={"model": "smollm2:135m", "prompt": "Why is the sky blue?", "stream": False,
+                     "options": {"num_predict": 8, "temperature": 0}})
 async def generate(request: Request) -> Response:
     started = time.perf_counter()
     state = get_state(request)
@@ -71,6 +77,9 @@ async def generate(request: Request) -> Response:
 
 
 @router.post("/api/chat")
+@documented("The next message of a chat", request=ChatRequest, response=ChatResponse, stream=ChatResponse,
+            example={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Hello!"}], "stream": False,
+                     "options": {"num_predict": 8, "temperature": 0}})
 async def chat(request: Request) -> Response:
     started = time.perf_counter()
     state = get_state(request)
@@ -83,6 +92,8 @@ async def chat(request: Request) -> Response:
 
 
 @router.post("/api/embed")
+@documented("Embeddings of one or more inputs", request=EmbedRequest, response=EmbedResponse,
+            example={"model": "smollm2:135m", "input": ["Hello", "World"]})
 async def embed(request: Request) -> Response:
     state = get_state(request)
     req: EmbedRequest = parse_request(EmbedRequest, await read_json(request))
@@ -90,6 +101,8 @@ async def embed(request: Request) -> Response:
 
 
 @router.post("/api/embeddings")
+@documented("The embedding of one prompt (the older route)", request=EmbeddingRequest, response=EmbeddingResponse,
+            example={"model": "smollm2:135m", "prompt": "Hello"})
 async def legacy_embeddings(request: Request) -> Response:
     state = get_state(request)
     req: EmbeddingRequest = parse_request(EmbeddingRequest, await read_json(request))

@@ -16,15 +16,27 @@ from modelstore.gguf import is_gguf, read_gguf
 from modelstore.model import Model, load_model
 from modelstore.modelfile import format_show_parameters, render_show_modelfile
 from modelstore.names import parse_name
-from server.api import CopyRequest, CreateRequest, DeleteRequest, ShowRequest, parse_request
+from server.api import (
+    CopyRequest,
+    CreateRequest,
+    DeleteRequest,
+    ListResponse,
+    ProgressResponse,
+    ShowRequest,
+    ShowResponse,
+    parse_request,
+)
 from server.create import check_create_request, create_model
 from server.http import APIError, collect_progress, json_response, read_json, stream_response
+from server.openapi import documented
 from server.state import get_state
 
 router = APIRouter()
+DIGEST = {"digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}}
 
 
 @router.head("/api/blobs/{digest}")
+@documented("Whether a blob exists (200) or not (404)", statuses=(200, 404, 400), parameters=DIGEST)
 async def head_blob(digest: str, request: Request) -> Response:
     blobs = get_state(request).store.blobs
     try:
@@ -35,6 +47,8 @@ async def head_blob(digest: str, request: Request) -> Response:
 
 
 @router.post("/api/blobs/{digest}")
+@documented("Upload a blob; kept only if its SHA-256 is the digest", binary_body=True, statuses=(200, 201),
+            parameters=DIGEST)
 async def create_blob(digest: str, request: Request) -> Response:
     blobs = get_state(request).store.blobs
     try:
@@ -53,6 +67,8 @@ async def create_blob(digest: str, request: Request) -> Response:
 
 
 @router.post("/api/create")
+@documented("Create a model", request=CreateRequest, response=ProgressResponse, stream=ProgressResponse,
+            example={"model": "mine", "from": "smollm2:135m", "system": "Answer briefly.", "stream": False})
 async def create(request: Request) -> Response:
     state = get_state(request)
     req: CreateRequest = parse_request(CreateRequest, await read_json(request))
@@ -79,6 +95,7 @@ def _summary(model: Model) -> dict[str, Any]:
 
 
 @router.api_route("/api/tags", methods=["GET", "HEAD"])
+@documented("Installed models", response=ListResponse)
 async def tags(request: Request) -> Response:
     store = get_state(request).store
 
@@ -91,6 +108,8 @@ async def tags(request: Request) -> Response:
 
 
 @router.post("/api/show")
+@documented("A model's details, template, parameters and capabilities", request=ShowRequest,
+            response=ShowResponse, example={"model": "smollm2:135m"})
 async def show(request: Request) -> Response:
     state = get_state(request)
     req: ShowRequest = parse_request(ShowRequest, await read_json(request))
@@ -144,6 +163,8 @@ def _show_body(model: Model, req: ShowRequest, root: Any) -> dict[str, Any]:
 
 
 @router.post("/api/copy")
+@documented("Copy a model under a new name", request=CopyRequest, statuses=(200,),
+            example={"source": "smollm2:135m", "destination": "copy"})
 async def copy(request: Request) -> Response:
     store = get_state(request).store
     req: CopyRequest = parse_request(CopyRequest, await read_json(request))
@@ -162,6 +183,7 @@ async def copy(request: Request) -> Response:
 
 
 @router.delete("/api/delete")
+@documented("Delete a model", request=DeleteRequest, statuses=(200,), example={"model": "copy"})
 async def delete(request: Request) -> Response:
     store = get_state(request).store
     req: DeleteRequest = parse_request(DeleteRequest, await read_json(request))

@@ -14,9 +14,21 @@ from modelstore.model import load_model
 from modelstore.names import parse_name
 from server import inference, openai
 from server.api import RequestError
-from server.api_openai import ChatCompletionRequest, CompletionRequest, EmbedRequest, parse
+from server.api_openai import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+    EmbeddingList,
+    EmbedRequest,
+    Model,
+    ModelList,
+    parse,
+)
 from server.embed import embed
 from server.http import APIError, collect_unless_gone, read_json
+from server.openapi import documented
 from server.state import get_state
 
 router = APIRouter()
@@ -54,6 +66,10 @@ async def _stream_or_whole(request: Request, chunks: AsyncIterator[dict], *, str
 
 
 @router.post("/v1/chat/completions")
+@documented("OpenAI chat completion", request=ChatCompletionRequest, response=ChatCompletion,
+            stream=ChatCompletionChunk,
+            example={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 8,
+                     "temperature": 0})
 async def chat_completions(request: Request) -> Response:
     started = time.perf_counter()
     state = get_state(request)
@@ -72,6 +88,8 @@ async def chat_completions(request: Request) -> Response:
 
 
 @router.post("/v1/completions")
+@documented("OpenAI text completion", request=CompletionRequest, response=Completion, stream=Completion,
+            example={"model": "smollm2:135m", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0})
 async def completions(request: Request) -> Response:
     started = time.perf_counter()
     state = get_state(request)
@@ -90,6 +108,8 @@ async def completions(request: Request) -> Response:
 
 
 @router.post("/v1/embeddings")
+@documented("OpenAI embeddings", request=EmbedRequest, response=EmbeddingList,
+            example={"model": "smollm2:135m", "input": "Hello"})
 async def embeddings(request: Request) -> Response:
     state = get_state(request)
     try:
@@ -105,6 +125,7 @@ async def embeddings(request: Request) -> Response:
 
 
 @router.get("/v1/models")
+@documented("OpenAI model list", response=ModelList)
 async def list_models(request: Request) -> Response:
     store = get_state(request).store
 
@@ -120,6 +141,7 @@ async def list_models(request: Request) -> Response:
 
 
 @router.get("/v1/models/{model}")
+@documented("One OpenAI model", response=Model)
 async def retrieve_model(model: str, request: Request) -> Response:
     store = get_state(request).store
     name = parse_name(model)

@@ -11,8 +11,9 @@ from modelstore.names import parse_name
 from registry.pull import pull_model
 from registry.push import push_model
 from registry.transport import RegistryError
-from server.api import PullRequest, PushRequest, parse_request
+from server.api import ProgressResponse, PullRequest, PushRequest, parse_request
 from server.http import APIError, collect_progress, read_json, stream_response
+from server.openapi import documented
 from server.state import get_state
 
 router = APIRouter()
@@ -36,6 +37,8 @@ async def _respond(progress: AsyncIterator[dict], stream: bool | None) -> Respon
 
 
 @router.post("/api/pull")
+@documented("Download a model from a registry", request=PullRequest, response=ProgressResponse,
+            stream=ProgressResponse)
 async def pull(request: Request) -> Response:
     state = get_state(request)
     req: PullRequest = parse_request(PullRequest, await read_json(request))
@@ -49,6 +52,7 @@ async def pull(request: Request) -> Response:
 
 
 @router.post("/api/push")
+@documented("Upload a model to a registry", request=PushRequest, response=ProgressResponse, stream=ProgressResponse)
 async def push(request: Request) -> Response:
     state = get_state(request)
     req: PushRequest = parse_request(PushRequest, await read_json(request))

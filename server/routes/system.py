@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from modelstore import gojson
+from server.api import ProcessResponse, ReadyResponse, VersionResponse
 from server.http import json_response
 from server.lifecycle import READY_PATH, Phase
+from server.openapi import documented
 from server.state import get_state
 from server.version import VERSION
 
@@ -15,16 +17,20 @@ router = APIRouter()
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
+@documented("Liveness", text="Ollama is running")
 async def root() -> Response:
     return Response(b"Ollama is running", media_type="text/plain; charset=utf-8")
 
 
 @router.api_route("/api/version", methods=["GET", "HEAD"])
+@documented("The server's version", response=VersionResponse)
 async def version() -> Response:
     return json_response({"version": VERSION})
 
 
 @router.api_route(READY_PATH, methods=["GET", "HEAD"])
+@documented("Readiness, for load balancers: 503 while models preload at start and while draining",
+            response=ReadyResponse)
 async def ready(request: Request) -> Response:
     """Readiness, for load balancers: 503 while models preload at start and while draining."""
     phase = get_state(request).lifecycle.phase
@@ -35,6 +41,7 @@ async def ready(request: Request) -> Response:
 
 
 @router.get("/api/ps")
+@documented("Loaded models", response=ProcessResponse)
 async def ps(request: Request) -> Response:
     models = []
     for loaded in get_state(request).scheduler.loaded():

@@ -32,7 +32,8 @@ def test_go_durations(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [("10", 'time: missing unit in duration "10"'),
-                                                ("abc", 'time: invalid duration "abc"')])
+                                                ("abc", 'time: invalid duration "abc"'),
+                                                ("", 'time: invalid duration ""')])
 def test_go_duration_errors(text: str, message: str) -> None:
     with pytest.raises(DurationError, match=message):
         parse_go_duration(text)
