@@ -10,14 +10,13 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from modelstore.modelfile_parser import ModelfileError, parse_modelfile, upload_names
 from modelstore.names import parse_name
 from server.cli.client import Client, CLIError
 from server.cli.flags import Parsed
 from server.cli.params import format_params
-from server.cli.progress import Bar, Progress, Spinner
+from server.cli.progress import EventDisplay, Progress, Spinner
 
 
 def _read_chunks(path: Path, sent: list[int]) -> Iterator[bytes]:
@@ -95,7 +94,7 @@ def create(client: Client, parsed: Parsed) -> None:
             for path, digest in files.items():
                 _upload(client, path, digest, progress)
             request[key] = {names[path]: digest for path, digest in files.items()}
-        display = _CreateDisplay(progress, "gathering model components", spinner)
+        display = EventDisplay(progress, "creating", "gathering model components", spinner)
         try:
             for event in client.stream("/api/create", request):
                 display(event)
@@ -105,25 +104,3 @@ def create(client: Client, parsed: Parsed) -> None:
             raise
     finally:
         progress.stop()
-
-
-class _CreateDisplay:
-    def __init__(self, progress: Progress, status: str, spinner: Spinner) -> None:
-        self.progress, self.status, self.spinner = progress, status, spinner
-        self.bars: dict[str, Bar] = {}
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        digest = event.get("digest") or ""
-        if digest:
-            bar = self.bars.get(digest)
-            if bar is None:
-                label = event.get("status") or f"pulling {digest[7:19]}..."
-                bar = self.bars[digest] = Bar(label, int(event.get("total") or 0), int(event.get("completed") or 0))
-                self.progress.add(bar)
-            bar.set(int(event.get("completed") or 0))
-            self.progress.update()
-        elif event.get("status", "") != self.status:
-            self.spinner.stop()
-            self.status = event.get("status", "")
-            self.spinner = Spinner(self.status)
-            self.progress.add(self.spinner)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from server.cli.format import go_duration, human_bytes
 
@@ -223,3 +223,41 @@ class Progress:
                 erase.append("\x1b[?25h")
                 self.stream.write("".join(erase))
                 self.stream.flush()
+
+
+class EventDisplay:
+    """Ollama's progress callback for pull, push and create: one bar per digest, one spinner per new status."""
+
+    def __init__(self, progress: Progress, verb: str, status: str = "", spinner: Spinner | None = None) -> None:
+        self.progress, self.verb = progress, verb
+        self.bars: dict[str, Bar] = {}
+        self.status, self.spinner = status, spinner
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        digest = event.get("digest") or ""
+        completed, total = int(event.get("completed") or 0), int(event.get("total") or 0)
+        if digest:
+            if self.verb == "pulling" and completed == 0:
+                return  # a pull announces each layer before it starts: no 0% bar
+            if self.spinner and self.verb != "creating":
+                self.spinner.stop()
+            bar = self.bars.get(digest)
+            if bar is None:
+                bar = self.bars[digest] = Bar(self._label(event), total, completed)
+                self.progress.add(bar)
+            bar.set(completed)
+            self.progress.update()
+        elif event.get("status", "") != self.status:
+            if self.spinner:
+                self.spinner.stop()
+            self.status = event.get("status", "")
+            self.spinner = Spinner(self.status)
+            self.progress.add(self.spinner)
+
+    def _label(self, event: dict[str, Any]) -> str:
+        digest = event["digest"]
+        if self.verb == "pulling":
+            short = digest.removeprefix("sha256:").strip()
+            return f"pulling {short[:12] if digest.startswith('sha256:') else short}:"
+        verb = "pulling" if self.verb == "creating" else self.verb
+        return event.get("status") or f"{verb} {digest[7:19]}..."

@@ -204,20 +204,20 @@ class Repl:
         elif line.startswith("/list"):
             list_models(self.client, Parsed(line.split()[1:], {}))
         elif line.startswith("/load"):
-            self.load(line.split())
+            self.load_command(line.split())
             return None
         elif line.startswith("/save"):
-            self.save(line.split())
+            self.save_command(line.split())
             return None
         elif line.startswith("/clear"):
             opts.messages = [{"role": "system", "content": opts.system}] if opts.system else []
             print("Cleared session context")
             return None
         elif line.startswith("/set"):
-            if self.set(line.split()) == "continue":
+            if self.set_command(line.split()) == "continue":
                 return None
         elif line.startswith("/show"):
-            self.show(line.split())
+            self.show_command(line.split())
         elif line.startswith(("/help", "/?")):
             args = line.split()
             if len(args) > 1:
@@ -263,7 +263,7 @@ class Repl:
         if assistant is not None:
             opts.messages.append(assistant)
 
-    def load(self, args: list[str]) -> None:
+    def load_command(self, args: list[str]) -> None:
         if len(args) != 2:
             print("Usage:\n  /load <modelname>")
             return
@@ -286,7 +286,7 @@ class Repl:
                 return
             raise
 
-    def save(self, args: list[str]) -> None:
+    def save_command(self, args: list[str]) -> None:
         if len(args) != 2:
             print("Usage:\n  /save <modelname>")
             return
@@ -300,7 +300,7 @@ class Repl:
             raise
         print(f"Created new model '{args[1]}'")
 
-    def set(self, args: list[str]) -> str | None:
+    def set_command(self, args: list[str]) -> str | None:
         opts = self.opts
         if len(args) < 2:
             _err(USAGE_SET)
@@ -382,7 +382,7 @@ class Repl:
         if "thinking" not in (info.get("capabilities") or []):
             _err(f'warning: model "{self.opts.model}" does not support thinking output\n')
 
-    def show(self, args: list[str]) -> None:
+    def show_command(self, args: list[str]) -> None:
         opts = self.opts
         if len(args) < 2:
             _err(USAGE_SHOW)
