@@ -12,7 +12,7 @@ import pytest
 from engine.parsers import ParserError, parser_for_name
 from engine.parsers.base import Parser
 from tests.parsers.fixtures import ALL_CASES, ALL_UNITS, UNIT_FUNCTIONS, VARIANTS
-from tests.parsers.fixtures.spec import ANY, NO_INIT, Case, Unit
+from tests.parsers.fixtures.spec import ANY, NO_INIT, NONEMPTY, Case, Unit
 
 
 def new_parser(name: str) -> Parser:
@@ -39,7 +39,9 @@ def _check_calls(got: list[dict[str, Any]], want: list[dict[str, Any]], where: s
 
 
 def _check(got: Any, want: Any, what: str) -> None:
-    if want is not ANY:
+    if want is NONEMPTY:
+        assert got, what
+    elif want is not ANY:
         assert got == want, what
 
 
