@@ -5,7 +5,6 @@ when that fails."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from enum import Enum, auto
@@ -25,6 +24,7 @@ from engine.parsers.base import (
     trim_left,
     trim_right,
 )
+from modelstore import gojson as go_json
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,12 @@ class Gemma4Parser(Parser):
             if at != -1:
                 self.buffer = trim_left(acc[at + len(CALL_CLOSE):])
                 self.state = State.IGNORING_AFTER_CALL
-                return self._call(acc[:at], "gemma4 tool call parsing failed"), True
+                return *self._call(acc[:at], "gemma4 tool call parsing failed"), True
             if done and acc:
                 # the model may stop before closing its call
                 self.buffer = ""
                 self.state = State.COLLECTING_CONTENT
-                return self._call(acc, "gemma4 tool call flush on done failed"), False
+                return *self._call(acc, "gemma4 tool call flush on done failed"), False
             return "", "", False
         acc = trim_left(acc)
         while True:
@@ -203,8 +203,7 @@ def _placeholder(i: int) -> str:
 
 
 def _json_string(value: str) -> str:
-    # json.Marshal also escapes <, > and &; that makes no difference once the text is decoded again
-    return json.dumps(value, ensure_ascii=False)
+    return go_json.dumps(value)
 
 
 def _quote_bare_keys(s: str) -> str:
