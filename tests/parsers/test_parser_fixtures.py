@@ -79,13 +79,14 @@ def run_case(case: Case) -> None:
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: f"{c.parser}: {c.name}")
 def test_case(case: Case) -> None:
     run_case(case)
-    if case.every_split:
-        text = "".join(step.text for step in case.steps)
-        pieces = [[text[:i], text[i:]] for i in range(len(text) + 1)] + [list(text)]
-        for chunks in pieces:
-            steps = [dataclasses.replace(case.steps[0], text=chunk, done=i == len(chunks) - 1)
-                     for i, chunk in enumerate(chunks)]
-            run_case(dataclasses.replace(case, steps=steps, every_split=False))
+    text = "".join(step.text for step in case.steps)
+    pieces = [[text[:i], text[i:]] for i in range(len(text) + 1)] if case.every_split else []
+    if case.one_char_pieces:
+        pieces.append(list(text))
+    for chunks in pieces:
+        steps = [dataclasses.replace(case.steps[0], text=chunk, done=i == len(chunks) - 1)
+                 for i, chunk in enumerate(chunks)]
+        run_case(dataclasses.replace(case, steps=steps, every_split=False, one_char_pieces=False))
 
 
 @pytest.mark.parametrize("unit", ALL_UNITS, ids=lambda u: f"{u.parser}: {u.name}")
