@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.parsers import parser_for_architecture
 from engine.renderers import renderer_for_architecture
 from engine.template import Template, TemplateError, named_template
 from modelstore import gguf
@@ -405,6 +406,7 @@ def _config_from_gguf(config: ConfigV2, info: gguf.GGUFInfo) -> None:
     config.file_type = config.file_type or (gguf.file_type_name(file_type) if file_type else "unknown")
     config.model_families = [*(config.model_families or []), arch]
     config.renderer = config.renderer or renderer_for_architecture(arch)
+    config.parser = config.parser or parser_for_architecture(arch)
 
 
 def _read_params(b: _Builder, layers: list[Layer]) -> dict[str, Any]:

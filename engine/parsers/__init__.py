@@ -7,6 +7,7 @@ from engine.parsers.registry import PARSER_NAMES, UnknownParser, parser_for_name
 from engine.parsers.selection import (
     capabilities_from_parser,
     effective_parser_name,
+    parser_for_architecture,
     parser_for_model,
     uses_harmony,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "UnknownParser",
     "capabilities_from_parser",
     "effective_parser_name",
+    "parser_for_architecture",
     "parser_for_model",
     "parser_for_name",
     "uses_harmony",

@@ -13,6 +13,15 @@ THINKING = "thinking"
 GPTOSS_FAMILIES = ("gptoss", "gpt-oss")
 
 
+# A model created from a GGUF of these architectures gets this parser unless its Modelfile (or base) names one.
+ARCHITECTURE_PARSERS = {"gemma4": "gemma4", "laguna": "laguna", "nemotron_h": "nemotron-3-nano",
+                        "nemotron_h_moe": "nemotron-3-nano", "nemotron_h_omni": "nemotron-3-nano"}
+
+
+def parser_for_architecture(architecture: str) -> str:
+    return ARCHITECTURE_PARSERS.get(architecture, "")
+
+
 def uses_harmony(model: Model) -> bool:
     """A gpt-oss model whose template speaks harmony (it has the start and end tags)."""
     template = model.template or ""
