@@ -133,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         name, rest = argv[first], argv[:first] + argv[first + 1:]
         if name == "help":
+            root = root_help(PROGRAM, SHORT, table, ROOT_FLAGS)
             target = _find(table, rest[0]) if rest else None
-            sys.stdout.write(command_help(PROGRAM, target) if target else root_help(PROGRAM, SHORT, table, ROOT_FLAGS))
+            if rest and target is None:  # cobra: the topic, then the usage (the help without its first line)
+                root = f"Unknown help topic [`{' '.join(rest)}`]\n" + root.split("\n\n", 1)[1]
+            sys.stdout.write(command_help(PROGRAM, target) if target else root)
             return 0
         command = _find(table, name)
         if command is None:

@@ -167,6 +167,7 @@ def test_version_and_help(shared_server: Server) -> None:
     assert '      --think string[="true"]   Enable thinking mode' in run_help
     assert pollama(shared_server, "help", "ls").stdout.startswith("List models\n\nUsage:\n  pollama list [flags]\n\n"
                                                                   "Aliases:\n  list, ls\n")
+    assert pollama(shared_server, "help", "bogus").stdout == "Unknown help topic [`bogus`]\n" + root.split("\n\n", 1)[1]
     for args, error in ((["bogus"], 'unknown command "bogus" for "pollama"'),
                         (["run"], "requires at least 1 arg(s), only received 0"),
                         (["cp", "a"], "accepts 2 arg(s), received 1"),
