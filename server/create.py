@@ -416,7 +416,14 @@ def _read_params(b: _Builder, layers: list[Layer]) -> dict[str, Any]:
     return merged
 
 
-def _apply_overrides(b: _Builder, req: CreateRequest) -> None:
+def _architecture_parameters(b: _Builder, defaults: bool) -> dict[str, Any]:
+    """Parameters Ollama's create gives a GGUF's architecture: Gemma 4 stops at the end of its turn."""
+    if defaults and "gemma4" in (b.config.model_families or []):
+        return {"stop": ["<turn|>"]}
+    return {}
+
+
+def _apply_overrides(b: _Builder, req: CreateRequest, defaults: dict[str, Any]) -> None:
     if req.template:
         try:
             Template.parse(req.template)
@@ -430,7 +437,8 @@ def _apply_overrides(b: _Builder, req: CreateRequest) -> None:
     licenses = [req.license] if isinstance(req.license, str) else (req.license or [])
     for text in licenses:
         b.stage(text.encode(), MEDIA_LICENSE)
-    params = {**_read_params(b, [la for la in b.layers if la.media_type == MEDIA_PARAMS]), **(req.parameters or {})}
+    params = {**_read_params(b, [la for la in b.layers if la.media_type == MEDIA_PARAMS]), **defaults,
+              **(req.parameters or {})}
     if params:
         b.remove(MEDIA_PARAMS)
         b.stage(encoder_bytes(params, sort_keys=True), MEDIA_PARAMS)  # a Go map: keys sorted
@@ -470,12 +478,14 @@ async def create_model(store: ModelStore, req: CreateRequest, name: Name, *, nop
                 yield item
         async for item in _from_adapters(b, req.adapters or {}):
             yield item
+        # Ollama fills the architecture's defaults only while the renderer or the parser is still open
+        architecture_defaults = not ((req.renderer or b.config.renderer) and (req.parser or b.config.parser))
         async for item in _model_layers(b, quantize_type):
             yield item
         for field in ("renderer", "parser", "requires"):
             if getattr(req, field, ""):
                 setattr(b.config, field, getattr(req, field))
-        _apply_overrides(b, req)
+        _apply_overrides(b, req, _architecture_parameters(b, architecture_defaults))
         b.flush()
         for layer in b.layers:
             yield {"status": b.statuses[layer.digest]}

@@ -195,3 +195,14 @@ def test_gpt_oss_family_thinks_and_speaks_harmony(http: httpx.Client, tmp_path: 
     assert shown["details"]["family"] == "gptoss"
     assert "thinking" in shown["capabilities"]
     assert "PARSER" not in shown["modelfile"]
+
+
+def test_gemma4_stops_at_its_turn_end_unless_told_otherwise(http: httpx.Client, tmp_path: Path) -> None:
+    gguf = _tiny_gguf(tmp_path / "m.gguf", "gemma4")
+    assert '"<turn|>"' in _create_from_file(http, "g4-default", gguf)["parameters"]
+    assert '"<turn|>"' not in _create_from_file(http, "g4-stop", gguf, parameters={"stop": ["<end>"]})["parameters"]
+    # with both a renderer and a parser given, Ollama fills in no architecture defaults
+    shown = _create_from_file(http, "g4-own", gguf, renderer="qwen3.5", parser="qwen3.5")
+    assert '"<turn|>"' not in shown.get("parameters", "")
+    assert '"<turn|>"' not in _create_from_file(http, "laguna-default", _tiny_gguf(tmp_path / "l.gguf", "laguna")).get(
+        "parameters", "")
