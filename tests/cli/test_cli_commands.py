@@ -134,7 +134,8 @@ def test_run_a_prompt_and_piped_input(shared_server: Server, short_model: str) -
     assert "\x1b" not in answer.stdout + answer.stderr  # no spinner or wrapping escapes in a pipe
     again = pollama(shared_server, "run", short_model, stdin="Name a color.")
     assert again.stdout == answer.stdout  # greedy: piped text is the same prompt
-    verbose = pollama(shared_server, "run", "--verbose", short_model, "Name a color.")
+    # a prompt whose answer is long, so the model's 8-token limit ends it
+    verbose = pollama(shared_server, "run", "--verbose", short_model, "Write a poem about the sea.")
     assert re.search(r"^eval count: +8 token\(s\)$", verbose.stderr, re.M), verbose.stderr
     assert re.search(r"^eval rate: +\d+\.\d\d tokens/s$", verbose.stderr, re.M)
     assert re.search(r"^prompt eval rate: +\d+\.\d\d tokens/s$", verbose.stderr, re.M)

@@ -76,7 +76,7 @@ def test_a_streamed_answer_a_multiline_message_and_bye(terminal: Terminal, home:
 def test_set_parameter_takes_effect_and_verbose_shows_the_rates(terminal: Terminal) -> None:
     assert "Set parameter 'num_predict' to '3'" in terminal.say("/set parameter num_predict 3")
     assert "Set 'verbose' mode." in terminal.say("/set verbose")
-    shown = terminal.say("Name a color.")
+    shown = terminal.say("Write a poem about the sea.")
     assert re.search(r"eval count: +3 token\(s\)", shown), shown
     assert re.search(r"prompt eval rate: +\d+\.\d\d tokens/s", shown) and re.search(r"\neval rate: +\d+\.\d\d", shown)
     assert "Couldn't set parameter: \"unknown parameter 'nope'\"" in terminal.say("/set parameter nope 1")
