@@ -214,3 +214,30 @@ def test_run_an_embedding_model(shared_server: Server, smollm2_gguf: Path, tmp_p
     assert empty.returncode == 1 and empty.stderr == (
         'Error: embedding models require input text. Usage: ollama run h14-embed "your text here"\n')
     httpx.request("DELETE", f"{shared_server.url}/api/delete", json={"model": "h14-embed"}, timeout=60)
+
+
+THINKING_TEMPLATE = """{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}<|im_end|>
+{{ end }}<|im_start|>assistant
+<think>
+"""
+
+
+def test_thinking_is_shown_and_hidden(shared_server: Server) -> None:
+    """A model whose template opens a <think> block thinks; run shows it under Thinking..., --hidethinking
+    hides it, --think=false turns it off (the text is then the answer)."""
+    created = httpx.post(f"{shared_server.url}/api/create", timeout=300, json={
+        "model": "h14-thinker", "from": "smollm2:135m", "template": THINKING_TEMPLATE, "stream": False,
+        "parameters": {"temperature": 0, "num_predict": 6}})
+    assert created.status_code == 200, created.text
+    prompt = "Write a poem about the sea."
+    shown = pollama(shared_server, "run", "h14-thinker", prompt)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Thinking...\n") and shown.stdout.endswith("\n\n")
+    thought = shown.stdout.removeprefix("Thinking...\n").removesuffix("\n\n")
+    assert thought.strip()
+    hidden = pollama(shared_server, "run", "--hidethinking", "h14-thinker", prompt)
+    assert hidden.returncode == 0 and hidden.stdout == "\n\n", hidden.stdout
+    off = pollama(shared_server, "run", "--think=false", "h14-thinker", prompt)
+    assert off.stdout.strip() and not off.stdout.startswith("Thinking...")
+    httpx.request("DELETE", f"{shared_server.url}/api/delete", json={"model": "h14-thinker"}, timeout=60)
