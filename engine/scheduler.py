@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from engine.client import RunnerError, RunnerProcess
@@ -105,6 +105,7 @@ class Scheduler:
         flash_attention: bool | None = None,
         kv_cache_type: str = "",
         gpu_overhead: int = 0,
+        prepare: Callable[[ModelSpec], Awaitable[ModelSpec]] | None = None,
     ) -> None:
         self.num_parallel = num_parallel
         self.max_loaded = max_loaded
@@ -115,6 +116,8 @@ class Scheduler:
         self.flash_attention = flash_attention
         self.kv_cache_type = effective_kv_cache_type(kv_cache_type, flash_attention)  # for estimates and runners alike
         self.gpu_overhead = gpu_overhead
+        # Before a load: the spec with the files a runner can load (engine.layouts derives them).
+        self.prepare = prepare
         self._loaded: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()
         self._pending = 0
@@ -187,7 +190,8 @@ class Scheduler:
                     elif len(self._loaded) >= self.max_loaded:
                         await self._expire(self._victim())
                     else:
-                        plan = await self._plan(spec, opts, load_key)
+                        runnable = await self.prepare(spec) if self.prepare is not None else spec
+                        plan = await self._plan(runnable, opts, load_key)
                         needed, available = plan.total - plan.vram, system_memory()[1]
                         if needed > available and self._loaded:
                             # Idle models go first; a busy one is drained, then unloaded.
@@ -195,7 +199,7 @@ class Scheduler:
                             continue
                         if needed > available:
                             raise DoesNotFit(needed, available)
-                        loaded = await self._load(spec, opts, load_key, keep_alive, plan)
+                        loaded = await self._load(runnable, opts, load_key, keep_alive, plan)
                         return self._attach(loaded, spec, keep_alive)
         finally:
             self._pending -= 1

@@ -113,6 +113,8 @@ class GGUFInfo:
     tensors: list[TensorInfo]
     data_offset: int
     value_types: dict[str, int] = field(default_factory=dict, repr=False)  # GGUF type code per key
+    # Where each key's encoded entry (key, type, value) lies in the file: [start, end), for copying it as is.
+    kv_spans: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def architecture(self) -> str:
@@ -296,11 +298,14 @@ def _decode(buffer: mmap.mmap) -> GGUFInfo:
 
     kv: dict[str, Any] = {}
     value_types: dict[str, int] = {}
+    kv_spans: dict[str, tuple[int, int]] = {}
     for _ in range(n_kv):
+        start = reader.pos
         key = reader.string()
         value_type = reader.scalar("I")
         kv[key] = reader.value(value_type)
         value_types[key] = value_type
+        kv_spans[key] = (start, reader.pos)
 
     tensors = []
     for _ in range(n_tensors):
@@ -319,7 +324,7 @@ def _decode(buffer: mmap.mmap) -> GGUFInfo:
     if alignment == 0:
         raise GGUFError("invalid GGUF alignment: 0")
     data_offset = reader.pos + (-reader.pos % alignment)
-    return GGUFInfo(reader.version, kv, tensors, data_offset, value_types)
+    return GGUFInfo(reader.version, kv, tensors, data_offset, value_types, kv_spans)
 
 
 _CACHE_SIZE = 16

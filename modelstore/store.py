@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from modelstore.blobs import BlobStore, InvalidDigest, fsync_directory, is_valid_digest
+from modelstore.derived import DerivedStore
 from modelstore.gojson import local_time_from_timestamp
 from modelstore.manifest import Manifest, ManifestError
 from modelstore.names import Name, name_from_filepath_parts
@@ -57,6 +58,7 @@ class ModelStore:
         self.root = Path(root)
         self.blobs = BlobStore(self.root)
         self.manifests_dir = self.root / "manifests"
+        self.derived = DerivedStore(self.root, self.blobs.directory)
 
     # --- names and paths -------------------------------------------------------------------
 
@@ -178,6 +180,8 @@ class ModelStore:
                     removed.append(digest)
             except InvalidDigest:
                 log.info("couldn't get file path for %r: invalid digest format", digest)
+        if removed:
+            self.derived.sweep()
         return removed
 
     def fix_blob_names(self) -> None:
@@ -218,6 +222,7 @@ class ModelStore:
             removed.append(entry.name)
         self._remove_stale_manifest_temps(cutoff)
         prune_empty_directories(self.manifests_dir)
+        self.derived.sweep()
         return removed
 
     def _remove_stale_manifest_temps(self, cutoff: float) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
+from engine.layouts.runnable import preparer
 from engine.scheduler import Scheduler
 from modelstore.store import ModelStore
 from server.api import RequestError
@@ -52,6 +53,7 @@ def build_state(settings: Settings) -> ServerState:
         flash_attention=settings.flash_attention,
         kv_cache_type=settings.kv_cache_type,
         gpu_overhead=settings.gpu_overhead,
+        prepare=preparer(store.derived),
     )
     return ServerState(settings=settings, store=store, scheduler=scheduler)
 

@@ -13,6 +13,7 @@ from typing import Any
 from engine.capabilities import COMPLETION, EMBEDDING, INSERT, THINKING, TOOLS, model_capabilities
 from engine.client import RunnerError
 from engine.grammar import FormatError, format_to_grammar
+from engine.layouts.runnable import sees_images
 from engine.options import OptionError, Options, layered_options
 from engine.parsers import Parser, ParserError, UnknownParser, effective_parser_name, parser_for_model, uses_harmony
 from engine.parsers.harmony import FINAL_ANSWER_PREFIX
@@ -246,9 +247,13 @@ def _debug_info(prompt: str, images: list[bytes]) -> dict[str, Any]:
     return info
 
 
+def _sees_images(model: Model) -> bool:
+    return sees_images(model.model_path, model.projector_paths)
+
+
 def _runner_images(resolved: Resolved, images: list[bytes]) -> list[bytes]:
     """Images reach the runner only for a model with a projector; a text model ignores them."""
-    return images if resolved.model.projector_paths else []
+    return images if _sees_images(resolved.model) else []
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -374,7 +379,7 @@ async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: P
     rendered = await render_prompt(chat_prompt(
         template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
         truncate=req.truncate is not False, think=think_on, think_level=level, think_value=think,
-        count_images=bool(model.projector_paths)))
+        count_images=_sees_images(model)))
     return prefix + rendered.text, rendered.images, template.leading_bos
 
 
@@ -479,7 +484,7 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
             return await render_prompt(chat_prompt(
                 template, history, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx, truncate=truncate,
                 tools=tools, think=think_on, think_level=level, think_value=think,
-                count_images=bool(resolved.model.projector_paths)))
+                count_images=_sees_images(resolved.model)))
 
         rendered = await render(messages)
         if req.debug_render_only:
