@@ -96,6 +96,7 @@ class LlamaModel:
         self.add_bos: bool = bool(lc.llama_vocab_get_add_bos(self.vocab))
         self.bos: int = lc.llama_vocab_bos(self.vocab)
         self.has_encoder: bool = bool(lc.llama_model_has_encoder(model))
+        self.n_swa: int = lc.llama_model_n_swa(model)  # sliding-window attention span; 0 = none
         self.size_bytes: int = lc.llama_model_size(model)
         self._pieces: dict[int, bytes] = {}
         self._adapters: list[ctypes.c_void_p] = []
@@ -198,6 +199,10 @@ class LlamaContext:
         params.embeddings = embeddings
         params.pooling_type = pooling_type
         params.kv_unified = kv_unified
+        # Sliding-window layers keep only their window (plus a batch), as llama-server does, not the whole
+        # context: Gemma 3 needs several times less KV memory. Positions that leave the window are gone from
+        # those layers, so the slots check `seq_pos_min` before reusing a prefix (engine.runner.slots).
+        params.swa_full = False
         params.flash_attn_type = {None: lc.LLAMA_FLASH_ATTN_TYPE_AUTO, True: lc.LLAMA_FLASH_ATTN_TYPE_ENABLED,
                                   False: lc.LLAMA_FLASH_ATTN_TYPE_DISABLED}[flash_attn]
         kv_type = KV_CACHE_TYPES.get((kv_cache_type or "f16").lower())
@@ -254,6 +259,10 @@ class LlamaContext:
     def seq_rm(self, seq_id: int, p0: int, p1: int) -> bool:
         """Drop positions [p0, p1) of a sequence (p1 < 0: to the end); False if it cannot be done."""
         return bool(lc.llama_memory_seq_rm(self.memory, seq_id, p0, p1))
+
+    def seq_pos_min(self, seq_id: int) -> int:
+        """The smallest position a sequence still has in every layer's cache; -1 when it has none."""
+        return lc.llama_memory_seq_pos_min(self.memory, seq_id) if self.memory else -1
 
     def seq_add(self, seq_id: int, p0: int, p1: int, delta: int) -> None:
         lc.llama_memory_seq_add(self.memory, seq_id, p0, p1, delta)

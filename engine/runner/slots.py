@@ -37,6 +37,8 @@ class SlotPool:
         self.ctx = ctx
         self.num_ctx = num_ctx
         self.slots = [Slot(seq_id) for seq_id in range(count)]
+        # A sliding-window model's window: the positions before the next one that its layers attend to.
+        self.window = ctx.model.n_swa
 
     def has_idle(self) -> bool:
         return any(not slot.busy for slot in self.slots)
@@ -67,13 +69,23 @@ class SlotPool:
         slot.last_used = next(_use_clock)
 
     def truncate(self, slot: Slot, length: int) -> None:
-        """Keep the first `length` cached tokens; a cache that cannot be cut partway is cleared."""
+        """Keep the first `length` cached tokens; a cache that cannot be cut partway is cleared, and so is
+        one that no longer holds what the next position attends to (a sliding window that has moved on)."""
         if length >= len(slot.tokens):
             return
-        if not self.ctx.seq_rm(slot.seq_id, length, -1):
+        if not self.ctx.seq_rm(slot.seq_id, length, -1) or not self._continues(slot, length):
             self.ctx.seq_rm(slot.seq_id, -1, -1)
             length = 0
         del slot.tokens[length:]
+
+    def _continues(self, slot: Slot, length: int) -> bool:
+        """Whether decoding can go on from position `length`. Sliding-window layers drop positions that
+        fall out of their window as the sequence grows; going back to an earlier position needs the ones
+        before it again (llama-server's test: the smallest position kept is within a window of it)."""
+        if length == 0:
+            return True
+        needed = max(0, length - self.window) if self.window > 0 else 0
+        return 0 <= self.ctx.seq_pos_min(slot.seq_id) <= needed
 
     def shift(self, slot: Slot, num_keep: int) -> list[int]:
         """Make room in a full window: drop half of what follows the first `num_keep` tokens.

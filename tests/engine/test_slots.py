@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from engine.runner.slots import SlotPool, common_prefix_len
 
@@ -11,7 +12,16 @@ from engine.runner.slots import SlotPool, common_prefix_len
 class FakeContext:
     can_shift: bool = True
     partial_rm: bool = True
+    window: int = 0  # sliding-window attention span of the model (0: none)
+    pos_min: int = 0  # the smallest position every layer still holds
     calls: list[tuple] = field(default_factory=list)
+
+    @property
+    def model(self) -> SimpleNamespace:
+        return SimpleNamespace(n_swa=self.window)
+
+    def seq_pos_min(self, seq_id: int) -> int:
+        return self.pos_min
 
     def seq_rm(self, seq_id: int, p0: int, p1: int) -> bool:
         self.calls.append(("rm", seq_id, p0, p1))
@@ -79,3 +89,22 @@ def test_shift_without_position_shifting_refeeds_the_kept_tokens() -> None:
     slot.tokens = list(range(10))
     assert slots.shift(slot, num_keep=2) == [0, 1, 6, 7, 8, 9]
     assert slot.tokens == []
+
+
+def test_a_sliding_window_that_moved_past_the_prefix_is_evaluated_again() -> None:
+    # Window 4; the sequence ran to position 19 and its sliding-window layers hold positions 12 to 19 only.
+    ctx = FakeContext(window=4, pos_min=12)
+    slots = pool(ctx, slots=1, num_ctx=32)
+    slots.slots[0].tokens = list(range(20))
+    slot = slots.acquire(list(range(6)) + [99, 98])  # going on from position 6 needs positions 2 to 5
+    assert slot.tokens == []
+    assert ctx.calls[-1] == ("rm", 0, -1, -1)
+
+
+def test_a_prefix_whose_window_is_still_held_is_reused() -> None:
+    ctx = FakeContext(window=4, pos_min=12)
+    slots = pool(ctx, slots=1, num_ctx=32)
+    slots.slots[0].tokens = list(range(20))
+    slot = slots.acquire(list(range(18)) + [99])  # position 18 needs 14 to 17: still there
+    assert slot.tokens == list(range(18))
+    assert ctx.calls == [("rm", 0, 18, -1)]

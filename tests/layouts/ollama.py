@@ -58,6 +58,8 @@ def write_ollama_gguf(path: Path, values: dict[str, Value], tensors: dict[str, T
         if name == "general.architecture":
             continue
         value, kind, *item = values[name]
+        if kind == GGUFValueType.ARRAY and not value:
+            continue  # the gguf package cannot write empty arrays; llama.cpp treats them as absent
         writer.add_key_value(name, value, kind, sub_type=item[0] if item else None)
     for name in sorted(tensors, key=lambda n: (_block(n), n)):
         tensor = tensors[name]
