@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import llama_cpp as lc
 import numpy as np
 from gguf import GGUFValueType, GGUFWriter
 
+from modelstore.gguf import read_gguf
 from tests.layouts.ollama import ollama_copy
 
 PIECES = ["▁"] + list("abcdefghijklmnopqrstuvwxyz") + ["▁t", "th", "▁th", "▁the", "▁a", "▁s", "▁sky", "▁b", "bl",
@@ -124,12 +126,17 @@ def tiny_model(arch: str, destination: Path, values: dict[str, tuple], *, drop: 
     ggml.gguf_free(context)
     metadata.unlink()
     assert model, f"llama.cpp could not build a {arch} model from these values"
+    full = destination.with_suffix(".full.gguf")
     try:
-        full = destination.with_suffix(".full.gguf") if drop else destination
         lc.llama_model_save_to_file(model, str(full).encode())
     finally:
         lc.llama_model_free(model)
-    if drop:
-        ollama_copy(full, destination, rename_tensor=lambda n: None if any(d in n for d in drop) else n)
-        full.unlink()
+    # The saver writes every hyperparameter: drop an unset pooling type (-1, which would make it an embedding
+    # model) and infinities (which JSON cannot show).
+    kv = read_gguf(full).kv
+    unset = [k for k, v in kv.items() if (k == f"{arch}.pooling_type" and v == 0xFFFFFFFF)
+             or (isinstance(v, float) and not math.isfinite(v))]
+    ollama_copy(full, destination, drop_keys=tuple(unset),
+                rename_tensor=lambda n: None if any(d in n for d in drop) else n)
+    full.unlink()
     return destination
