@@ -15,7 +15,7 @@ from gguf import GGUFValueType
 from engine.client import RunnerProcess
 from engine.protocol import LoadSpec
 from tests.engine.conftest import Aio, complete
-from tests.layouts.tiny import hyperparameters, tiny_model, tokenizer_values
+from tests.layouts.tiny import GEMMA3_OPTIONAL, hyperparameters, tiny_model, tokenizer_values
 
 WINDOW = 8
 LONG = "why is the sky blue hello world " * 20  # 400+ tokens: past the 256 cells of the window cache
@@ -26,7 +26,7 @@ def runner(aio: Aio, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runne
     values = {**hyperparameters("gemma3", layers=6), **tokenizer_values(),
               "gemma3.attention.sliding_window": (WINDOW, GGUFValueType.UINT32)}
     gguf = tiny_model("gemma3", tmp_path_factory.mktemp("swa") / "swa.gguf", values,
-                      drop=(".scale", ".input_scale", "attn_q.bias", "attn_k.bias", "attn_v.bias"))
+                      drop=GEMMA3_OPTIONAL)
     process = aio.run(RunnerProcess.start(LoadSpec(str(gguf), num_ctx=512, parallel=1, num_batch=32),
                                           load_timeout=60))
     yield process

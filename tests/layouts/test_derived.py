@@ -20,9 +20,9 @@ from modelstore.derived import DerivedStore
 from modelstore.gguf import read_gguf
 from tests.conftest import Server, start_server
 from tests.features.projector import png
-from tests.layouts.conftest import create, upload
 from tests.layouts.gemma3 import ollama_gemma3
-from tests.layouts.tiny import hyperparameters, tiny_model, tokenizer_values
+from tests.layouts.serving import create, upload
+from tests.layouts.tiny import GEMMA3_OPTIONAL, hyperparameters, tiny_model, tokenizer_values
 
 FAST = {"temperature": 0, "num_predict": 4}
 
@@ -30,8 +30,7 @@ FAST = {"temperature": 0, "num_predict": 4}
 def tiny_gemma3(path: Path) -> Path:
     values = {**hyperparameters("gemma3", layers=2), **tokenizer_values(),
               "gemma3.attention.sliding_window": (64, GGUFValueType.UINT32)}
-    return tiny_model("gemma3", path, values, drop=(".scale", ".input_scale", "attn_q.bias", "attn_k.bias",
-                                                    "attn_v.bias"))
+    return tiny_model("gemma3", path, values, drop=GEMMA3_OPTIONAL)
 
 
 @pytest.fixture(scope="module")

@@ -6,31 +6,36 @@ with small deterministic values, and `llama_model_save_to_file` writes the GGUF.
 such a file in Ollama's layout (tests/layouts/ollama.py) to check that pollama serves it.
 
 The tokenizer is SentencePiece-style with byte fallback, so any text tokenizes: <unk>, <s>, </s>, the
-256 byte tokens, the letters and a few words.
+256 byte tokens, the letters and a few words (with BPE merges for tokenizers that need them).
 """
 
 from __future__ import annotations
 
 import ctypes
+import fnmatch
 import hashlib
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import llama_cpp as lc
 import numpy as np
 from gguf import GGUFValueType, GGUFWriter
 
 from modelstore.gguf import read_gguf
-from tests.layouts.ollama import ollama_copy
+from tests.layouts.ollama import Value, ollama_copy
 
-PIECES = ["▁"] + list("abcdefghijklmnopqrstuvwxyz") + ["▁t", "th", "▁th", "▁the", "▁a", "▁s", "▁sky", "▁b", "bl",
-                                                        "▁blue", "▁i", "▁is", "▁w", "wh", "▁why", "▁h", "he",
-                                                        "▁hello", "▁wo", "▁world"]
+WORDS = ["the", "a", "sky", "blue", "is", "why", "hello", "world"]
+# Every prefix of each word after the word-start mark, so that BPE merges can build the words.
+PIECES = list(dict.fromkeys(["▁"] + list("abcdefghijklmnopqrstuvwxyz")
+                            + ["▁" + word[:n] for word in WORDS for n in range(1, len(word) + 1)]))
+MERGES = [f"{piece[:-1]} {piece[-1]}" for piece in PIECES if len(piece) > 1]
 SPECIALS = ["<start_of_turn>", "<end_of_turn>"]
 VOCAB = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + PIECES + SPECIALS
 
+
+# Tensors llama.cpp creates for any Gemma 3 that real ones lack: quantization scales, attention biases.
+GEMMA3_OPTIONAL = ("*.scale", "*.input_scale", "*.attn_q.bias", "*.attn_k.bias", "*.attn_v.bias")
 
 # llama.cpp's loader log, which building a model prints at length, goes nowhere in the test process.
 _SILENT = lc.llama_log_callback(lambda _level, _text, _user_data: None)
@@ -54,11 +59,11 @@ def _ggml() -> ctypes.CDLL:
 
 
 def hyperparameters(arch: str, *, layers: int = 2, width: int = 64, heads: int = 2, kv_heads: int = 2,
-                    ffn: int = 96, context: int = 512, experts: int = 0) -> dict[str, tuple[Any, GGUFValueType]]:
+                    ffn: int = 96, context: int = 512, experts: int = 0) -> dict[str, Value]:
     """A superset of the keys llama.cpp's architectures read, small values (as test-llama-archs.cpp)."""
     u32, f32, boolean = GGUFValueType.UINT32, GGUFValueType.FLOAT32, GGUFValueType.BOOL
     head_dim = width // heads
-    values: dict[str, tuple[Any, GGUFValueType]] = {
+    values: dict[str, Value] = {
         "vocab_size": (len(VOCAB), u32), "context_length": (context, u32), "embedding_length": (width, u32),
         "block_count": (layers, u32), "feed_forward_length": (ffn, u32), "attention.head_count": (heads, u32),
         "attention.head_count_kv": (kv_heads, u32), "attention.layer_norm_epsilon": (1e-5, f32),
@@ -76,13 +81,16 @@ def hyperparameters(arch: str, *, layers: int = 2, width: int = 64, heads: int =
     return {f"{arch}.{key}": value for key, value in values.items()}
 
 
-def tokenizer_values() -> dict[str, tuple[Any, GGUFValueType] | tuple[Any, GGUFValueType, GGUFValueType]]:
+def tokenizer_values(model: str = "llama") -> dict[str, Value]:
+    """The tokenizer keys: SentencePiece (`llama`), or a BPE model (`gemma4`...) with merges."""
     arr, string, f32, i32, u32 = (GGUFValueType.ARRAY, GGUFValueType.STRING, GGUFValueType.FLOAT32,
                                   GGUFValueType.INT32, GGUFValueType.UINT32)
     types = [2, 3, 3] + [6] * 256 + [1] * len(PIECES) + [3] * len(SPECIALS)
     scores = [0.0, 0.0, 0.0] + [0.0] * 256 + [float(len(p)) for p in PIECES] + [0.0] * len(SPECIALS)
+    merges = {"tokenizer.ggml.merges": (MERGES, arr, string)} if model != "llama" else {}
     return {
-        "tokenizer.ggml.model": ("llama", string), "tokenizer.ggml.tokens": (VOCAB, arr, string),
+        **merges,
+        "tokenizer.ggml.model": (model, string), "tokenizer.ggml.tokens": (VOCAB, arr, string),
         "tokenizer.ggml.scores": (scores, arr, f32), "tokenizer.ggml.token_type": (types, arr, i32),
         "tokenizer.ggml.bos_token_id": (1, u32), "tokenizer.ggml.eos_token_id": (2, u32),
         "tokenizer.ggml.unknown_token_id": (0, u32), "tokenizer.ggml.add_bos_token": (True, GGUFValueType.BOOL),
@@ -97,9 +105,9 @@ def _value(name: str, size: int) -> np.ndarray:
     return -np.abs(values) if "ssm_a" in name else values
 
 
-def tiny_model(arch: str, destination: Path, values: dict[str, tuple], *, drop: tuple[str, ...] = ()) -> Path:
+def tiny_model(arch: str, destination: Path, values: dict[str, Value], *, drop: tuple[str, ...] = ()) -> Path:
     """Write a llama.cpp-layout GGUF of `arch` with these metadata values and random F32 weights.
-    Tensors whose name contains one of `drop` are left out (optional ones llama.cpp creates anyway)."""
+    Tensors matching one of the `drop` glob patterns are left out (optional ones llama.cpp creates anyway)."""
     metadata = destination.with_suffix(".metadata.gguf")
     writer = GGUFWriter(metadata, arch)
     for key, (value, kind, *item) in values.items():
@@ -108,7 +116,8 @@ def tiny_model(arch: str, destination: Path, values: dict[str, tuple], *, drop: 
     writer.write_kv_data_to_file()
     writer.close()
     lc.llama_backend_init()
-    lc.llama_log_set(_SILENT, ctypes.c_void_p())
+    if not os.environ.get("TINY_VERBOSE"):
+        lc.llama_log_set(_SILENT, ctypes.c_void_p())
     ggml = _ggml()
     context = ggml.gguf_init_from_file(str(metadata).encode(), _InitParams(True, None))
     assert context, f"gguf_init_from_file failed for {metadata}"
@@ -136,7 +145,9 @@ def tiny_model(arch: str, destination: Path, values: dict[str, tuple], *, drop: 
     kv = read_gguf(full).kv
     unset = [k for k, v in kv.items() if (k == f"{arch}.pooling_type" and v == 0xFFFFFFFF)
              or (isinstance(v, float) and not math.isfinite(v))]
-    ollama_copy(full, destination, drop_keys=tuple(unset),
-                rename_tensor=lambda n: None if any(d in n for d in drop) else n)
+    # Keys the saver does not write back (Gemma 4's per-layer input width): as they were given.
+    missing = {key: value for key, value in values.items() if key not in kv}
+    ollama_copy(full, destination, drop_keys=tuple(unset), set_values=missing,
+                rename_tensor=lambda n: None if any(fnmatch.fnmatchcase(n, d) for d in drop) else n)
     full.unlink()
     return destination

@@ -1,4 +1,4 @@
-"""Fixtures for the Ollama-layout tests: tiny models written by llama.cpp, and helpers to serve them."""
+"""Helpers for tests that serve GGUFs they wrote: upload one as a blob, make a model of it."""
 
 from __future__ import annotations
 

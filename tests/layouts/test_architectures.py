@@ -1,0 +1,71 @@
+"""Every architecture Ollama stores differently from llama.cpp, as a tiny model written both ways
+(tests/layouts/architectures.py): llama.cpp refuses Ollama's file as it is; pollama's derived GGUF loads in
+a real runner and gives the same greedy text (or embedding) as the model in llama.cpp's own layout."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.client import RunnerProcess
+from engine.layouts import build_text, plan, unsupported_reason
+from engine.protocol import LoadSpec, RunnerError
+from tests.engine.conftest import Aio, complete
+from tests.layouts.architectures import CASES, Case
+from tests.layouts.tiny import hyperparameters, tiny_model, tokenizer_values
+
+PROMPT = "why is the sky blue"
+
+
+@pytest.fixture(scope="module")
+def aio() -> Iterator[Aio]:
+    aio = Aio()
+    yield aio
+    aio.loop.close()
+
+
+def _start(aio: Aio, path: Path, *, embedding: bool = False) -> RunnerProcess:
+    return aio.run(RunnerProcess.start(LoadSpec(str(path), num_ctx=128, parallel=1, embedding=embedding),
+                                       load_timeout=120), timeout=180)
+
+
+def _output(aio: Aio, path: Path, case: Case) -> object:
+    runner = _start(aio, path, embedding=case.embedding)
+    try:
+        if case.embedding:
+            return aio.run(runner.embed([PROMPT], True)).embeddings[0]
+        result = aio.run(complete(runner, PROMPT, options={"num_predict": 8}))
+        assert result.done is not None
+        return result.text
+    finally:
+        aio.run(runner.close())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_ollama_layout_runs_like_llama_cpp_layout(name: str, aio: Aio, tmp_path: Path) -> None:
+    case = CASES[name]
+    original, ollama = case.build(tmp_path)
+    assert plan(ollama).text and not plan(original).text
+    with pytest.raises(RunnerError):  # what llama.cpp makes of Ollama's file as it is
+        aio.run(_start(aio, ollama, embedding=case.embedding).close())
+    derived = tmp_path / "derived.gguf"
+    build_text(ollama, derived)
+    got = _output(aio, derived, case)
+    if case.embedding:
+        assert len(got) == len(_output(aio, original, case)) and all(math.isfinite(v) for v in got)
+    elif case.same_output:
+        assert got == _output(aio, original, case)
+    else:
+        assert got
+
+
+def test_an_architecture_llama_cpp_lacks_is_refused_by_name(tmp_path: Path) -> None:
+    # Llama 3.2 Vision (mllama) interleaves cross-attention layers that llama.cpp does not implement.
+    reason = unsupported_reason("mllama")
+    assert reason is not None and "'mllama'" in reason and "cross-attention" in reason
+    path = tiny_model("llama", tmp_path / "llama.gguf", {**hyperparameters("llama"), **tokenizer_values()},
+                      drop=("*.scale", "*.input_scale"))
+    assert plan(path).arch == "llama" and unsupported_reason(plan(path).arch) is None
