@@ -16,6 +16,7 @@ from server.cli.format import human_bytes
 from server.version import VERSION
 from tests.cli.conftest import pollama
 from tests.conftest import Server, free_port
+from tests.features.projector import png, write_projector
 from tests.ggufs import embedding_gguf
 
 RECENT = r"(Less than a second|1 second|\d+ seconds|About a minute|\d+ minutes) ago"
@@ -241,3 +242,25 @@ def test_thinking_is_shown_and_hidden(shared_server: Server) -> None:
     off = pollama(shared_server, "run", "--think=false", "h14-thinker", prompt)
     assert off.stdout.strip() and not off.stdout.startswith("Thinking...")
     httpx.request("DELETE", f"{shared_server.url}/api/delete", json={"model": "h14-thinker"}, timeout=60)
+
+
+def test_an_image_path_is_attached_for_a_vision_model(shared_server: Server, short_model: str, smollm2_gguf: Path,
+                                                      tmp_path: Path) -> None:
+    """For a model with a projector, a path to an image in the prompt is read and sent with it."""
+    files = {}
+    for name, path in (("model.gguf", smollm2_gguf), ("mmproj.gguf", write_projector(tmp_path / "mmproj.gguf"))):
+        data = path.read_bytes()
+        files[name] = "sha256:" + hashlib.sha256(data).hexdigest()
+        httpx.post(f"{shared_server.url}/api/blobs/{files[name]}", content=data, timeout=120).raise_for_status()
+    created = httpx.post(f"{shared_server.url}/api/create", timeout=300, json={
+        "model": "h14-vision", "files": files, "stream": False, "parameters": {"temperature": 0, "num_predict": 4}})
+    assert created.status_code == 200, created.text
+    image = tmp_path / "red square.png"
+    image.write_bytes(png(32, 32, (255, 0, 0)))
+    escaped = str(image).replace(" ", "\\ ")
+    done = pollama(shared_server, "run", "h14-vision", f"What is in {escaped}?")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"Added image '{image}'\n" and done.stdout.strip()
+    text_only = pollama(shared_server, "run", short_model, f"What is in {escaped}?")
+    assert "Added image" not in text_only.stderr  # a model without vision gets the path as text
+    httpx.request("DELETE", f"{shared_server.url}/api/delete", json={"model": "h14-vision"}, timeout=60)
