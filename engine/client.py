@@ -164,8 +164,8 @@ class RunnerProcess:
     async def detokenize(self, tokens: list[int]) -> str:
         return await self._call(lambda rid: Detokenize(rid, list(tokens)))  # type: ignore[return-value]
 
-    async def embed(self, inputs: list[str], truncate: bool) -> EmbedResult:
-        return await self._call(lambda rid: Embed(rid, list(inputs), truncate))  # type: ignore[return-value]
+    async def embed(self, inputs: list[str]) -> EmbedResult:
+        return await self._call(lambda rid: Embed(rid, list(inputs)))  # type: ignore[return-value]
 
     async def completion(self, req: CompletionRequest) -> AsyncIterator[Token | Done]:
         """Stream a completion. Leaving the loop early (or aclose()) cancels it in the runner.

@@ -37,7 +37,7 @@ class Options:
     frequency_penalty: float = 0.0
     stop: list[str] = field(default_factory=list)
     # Runner options: fixed at load time; a change reloads the model.
-    num_ctx: int = 0
+    num_ctx: int | None = None  # None: the server's default (OLLAMA_CONTEXT_LENGTH); 0 counts as set
     num_batch: int = 512
     num_gpu: int = -1
     main_gpu: int | None = None

@@ -129,8 +129,7 @@ class Detokenize:
 @dataclass
 class Embed:
     request_id: int
-    inputs: list[str]
-    truncate: bool
+    inputs: list[str]  # each must fit the runner's window: the daemon truncates, the runner refuses
 
 
 @dataclass

@@ -125,7 +125,7 @@ class Scheduler:
     # -- public -----------------------------------------------------------------------------------
 
     def resolve_num_ctx(self, spec: ModelSpec, opts: Options) -> int:
-        num_ctx = opts.num_ctx or self.default_num_ctx
+        num_ctx = self.default_num_ctx if opts.num_ctx is None else opts.num_ctx
         if spec.train_ctx:
             num_ctx = min(num_ctx, spec.train_ctx)
         num_ctx = max(num_ctx, MIN_NUM_CTX)

@@ -18,6 +18,7 @@ from modelstore.model import load_model
 from modelstore.names import parse_name
 from modelstore.store import ModelStore
 from server.api import EmbeddingRequest, EmbedRequest
+from server.embed_window import embed_inputs, embed_window
 from server.http import APIError
 from server.inference import Resolved, model_spec, request_options
 
@@ -70,13 +71,16 @@ async def embed(store: ModelStore, scheduler: Scheduler, req: EmbedRequest) -> d
     opts = request_options(resolved.model, req.options)
     loaded_at = started
 
+    window = embed_window(resolved.model.gguf().kv, resolved.capabilities, opts, scheduler.default_num_ctx,
+                          (resolved.model.params, req.options or {}))
+
     async def work(loaded: Any) -> EmbedResult | None:
         nonlocal loaded_at
         loaded_at = time.perf_counter()
         if not inputs:
             return None
         async with loaded.slot():
-            return await loaded.runner.embed(inputs, req.truncate is not False)
+            return await embed_inputs(loaded.runner, inputs, window, req.truncate is not False)
 
     result = await _run(scheduler, resolved, opts, req.keep_alive, work)
     if result is None:
@@ -108,8 +112,8 @@ async def embeddings(store: ModelStore, scheduler: Scheduler, req: EmbeddingRequ
     async def work(loaded: Any) -> EmbedResult | None:
         if not req.prompt:
             return None
-        async with loaded.slot():
-            return await loaded.runner.embed([req.prompt], True)
+        async with loaded.slot():  # no truncation here, as in Ollama: a prompt too long is refused
+            return await loaded.runner.embed([req.prompt])
 
     result = await _run(scheduler, resolved, opts, req.keep_alive, work)
     return {"embedding": [] if result is None else list(result.embeddings[0])}

@@ -20,22 +20,17 @@ from engine.runner.llama import Batch, LlamaContext, LlamaModel
 from engine.runner.loop import INPUT_TOO_LONG, PromptError
 
 
-def embedding_tokens(model: LlamaModel, text: str, num_ctx: int, truncate: bool) -> list[int]:
-    """The input's tokens, specials included, cut to the window if `truncate` (else refused when too long)."""
+def embedding_tokens(model: LlamaModel, text: str, num_ctx: int) -> list[int]:
+    """The input's tokens, specials included; refused when they do not fit the window.
+
+    The daemon cuts inputs to the window the request asked for (Ollama's embed handler does), so an input
+    that is still too long here is the request's mistake, not something to cut silently."""
     tokens = model.tokenize(text, add_special=True, parse_special=True)
     if not tokens:
         raise PromptError("cannot embed an empty input", 400)
-    if len(tokens) <= num_ctx:
-        return tokens
-    if not truncate:
+    if len(tokens) > num_ctx:
         raise PromptError(INPUT_TOO_LONG, 400)
-    # Cut the text, not the special tokens around it (BOS/CLS in front, EOS/SEP at the end).
-    plain = model.tokenize(text, add_special=False, parse_special=True)
-    specials = len(tokens) - len(plain)
-    head = next((n for n in range(specials + 1) if tokens[n: n + len(plain)] == plain), 0)
-    tail = specials - head
-    body = tokens[head: len(tokens) - tail][: num_ctx - head - tail]
-    return tokens[:head] + body + tokens[len(tokens) - tail:]
+    return tokens
 
 
 class PooledEmbedder:
@@ -46,8 +41,8 @@ class PooledEmbedder:
         self.max_sequences = max_sequences
         self.batch = Batch(ctx.n_batch)
 
-    def embed(self, inputs: list[str], truncate: bool) -> EmbedResult:
-        token_lists = [embedding_tokens(self.model, text, self.num_ctx, truncate) for text in inputs]
+    def embed(self, inputs: list[str]) -> EmbedResult:
+        token_lists = [embedding_tokens(self.model, text, self.num_ctx) for text in inputs]
         vectors: list[list[float]] = []
         start = 0
         while start < len(token_lists):
@@ -87,9 +82,9 @@ class SlotEmbedder:
         self.batch = batch  # shared with the step loop: embeddings run between its steps
         self.num_ctx = num_ctx
 
-    def embed(self, inputs: list[str], truncate: bool, seq_id: int) -> EmbedResult:
+    def embed(self, inputs: list[str], seq_id: int) -> EmbedResult:
         """Embed in sequence `seq_id`, whose KV cache the caller has emptied and gets back empty."""
-        token_lists = [embedding_tokens(self.model, text, self.num_ctx, truncate) for text in inputs]
+        token_lists = [embedding_tokens(self.model, text, self.num_ctx) for text in inputs]
         self.ctx.set_embeddings(True)
         try:
             vectors = [self._mean_state(tokens, seq_id) for tokens in token_lists]

@@ -17,8 +17,19 @@ EMBED_MAX_SEQUENCES = 16
 
 
 def embed_sequences(n_ctx: int) -> int:
-    """Inputs embedded together by one decode: at most 16, and never more than the window's tokens."""
+    """Inputs embedded together by one decode: at most 16, and never more than the window's tokens
+    (llama.cpp reserves one output per sequence)."""
     return min(EMBED_MAX_SEQUENCES, n_ctx)
+
+
+def embed_batch(n_ctx: int, sequences: int) -> int:
+    """Tokens per embedding decode: the window, rounded up to a multiple of the sequences.
+
+    llama.cpp reserves its worst-case graph for a micro-batch split evenly across the sequences, rounding
+    the token count up to a multiple of them, but with one output per token of the unrounded count; the
+    pooling's matrix product then gets mismatched shapes and aborts (GGML_ASSERT ggml_can_mul_mat) for any
+    window that is not such a multiple (17, 24, 100 with 16 sequences). A multiple reserves consistently."""
+    return -(-n_ctx // sequences) * sequences
 
 
 @dataclass
@@ -66,12 +77,14 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
         if spec.embedding:
             # Whole inputs go in one micro-batch (non-causal models need that) and share one KV buffer.
             pooling = model.pooling_type()
-            # llama.cpp reserves one output per sequence in a batch, so a tiny window takes fewer sequences.
-            ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                               n_seq_max=embed_sequences(n_ctx), n_threads=threads, flash_attn=spec.flash_attn,
+            sequences = embed_sequences(n_ctx)
+            num_batch = embed_batch(n_ctx, sequences)
+            # The context is as large as the batch: a causal model's batch is capped at the context asked for.
+            # llama.cpp pads the context to 256 tokens anyway, so this costs no memory.
+            ctx = LlamaContext(model, n_ctx=num_batch, n_batch=num_batch, n_ubatch=num_batch,
+                               n_seq_max=sequences, n_threads=threads, flash_attn=spec.flash_attn,
                                kv_cache_type=spec.kv_cache_type, embeddings=True, kv_unified=True,
                                pooling_type=lc.LLAMA_POOLING_TYPE_MEAN if pooling is None else pooling)
-            num_batch = n_ctx
         else:
             num_batch = max(min(spec.num_batch, num_ctx), 1)
             ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=num_batch * parallel, n_ubatch=num_batch,

