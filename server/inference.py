@@ -251,9 +251,14 @@ def _sees_images(model: Model) -> bool:
     return sees_images(model.model_path, model.projector_paths)
 
 
-def _runner_images(resolved: Resolved, images: list[bytes]) -> list[bytes]:
-    """Images reach the runner only for a model with a projector; a text model ignores them."""
-    return images if _sees_images(resolved.model) else []
+# Ollama's runner refused images for a model without a vision encoder with this text.
+NO_VISION = "this model is missing data required for image input"
+
+
+def check_images(resolved: Resolved, has_images: bool) -> None:
+    """An image for a model that cannot see is refused (as Ollama does), not dropped for the model to guess."""
+    if has_images and not _sees_images(resolved.model):
+        raise APIError(NO_VISION, 400)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -281,6 +286,7 @@ async def generate(
         raise APIError(f"{gojson.go_quote(req.model)} does not support generate", 400)
     if req.suffix and INSERT not in resolved.capabilities:
         raise APIError(f"{resolved.name} does not support insert", 400)
+    check_images(resolved, bool(req.images))
     opts = request_options(resolved.model, req.options)
     grammar = grammar_for(req.format)
     model_template = prompt_template(resolved)
@@ -302,7 +308,7 @@ async def generate(
                                     options=opts.predict_options(), grammar=grammar,
                                     shift=req.shift is not False, truncate=req.truncate is not False,
                                     logprobs=req.logprobs, top_logprobs=req.top_logprobs,
-                                    images=_runner_images(resolved, images))
+                                    images=images)
         pieces: list[str] = []
         async for event in _completion(loaded, request):
             if isinstance(event, Done):
@@ -460,6 +466,7 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
         raise APIError(f"{gojson.go_quote(req.model)} does not support chat", 400)
     if req.tools and TOOLS not in resolved.capabilities:
         raise APIError(f"{resolved.name} does not support tools", 400)
+    check_images(resolved, any(m.images for m in req.messages))
     opts = request_options(resolved.model, req.options)
     grammar = grammar_for(req.format)
     template = prompt_template(resolved)
@@ -510,7 +517,7 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
                                         grammar=None if format_after_thinking else grammar,
                                         shift=req.shift is not False, truncate=truncate,
                                         logprobs=req.logprobs, top_logprobs=req.top_logprobs,
-                                        images=_runner_images(resolved, rendered.images))
+                                        images=rendered.images)
             async with contextlib.aclosing(_completion(loaded, request)) as events:
                 async for event in events:
                     if isinstance(event, Done):

@@ -116,8 +116,10 @@ def test_thinking_blocks(claude: anthropic.Anthropic) -> None:
 def test_image_blocks(http: httpx.Client, claude: anthropic.Anthropic) -> None:
     content = [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
                {"type": "text", "text": "What is this?"}]
-    message = claude.messages.create(model="m", max_tokens=2, messages=[{"role": "user", "content": content}])
-    assert message.content
+    with pytest.raises(anthropic.BadRequestError) as caught:  # m cannot see: refused, not dropped
+        claude.messages.create(model="m", max_tokens=2, messages=[{"role": "user", "content": content}])
+    assert caught.value.body["error"] == {"type": "invalid_request_error",
+                                          "message": "this model is missing data required for image input"}
     url = [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]
     with pytest.raises(anthropic.BadRequestError) as caught:
         claude.messages.create(model="m", max_tokens=2, messages=[{"role": "user", "content": url}])

@@ -152,8 +152,10 @@ def test_logprobs(oai: openai.OpenAI) -> None:
 def test_images_as_data_urls(http: httpx.Client, oai: openai.OpenAI) -> None:
     content = [{"type": "text", "text": "What is this?"},
                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]
-    reply = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": content}], max_tokens=2)
-    assert reply.choices[0].message.content
+    with pytest.raises(openai.BadRequestError) as caught:  # m cannot see: refused, not dropped
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": content}], max_tokens=2)
+    assert caught.value.body["message"] == "this model is missing data required for image input"
+    assert caught.value.body["type"] == "invalid_request_error"
     for url in (f"data:image/gif;base64,{PNG}", "data:image/png;base64,!!!!", "ftp://x/y.png"):
         bad = [{"role": "user", "content": [{"type": "image_url", "image_url": url}]}]
         r = http.post("/v1/chat/completions", json={"model": "m", "messages": bad})

@@ -100,7 +100,14 @@ def test_bytes_that_are_not_an_image(http: httpx.Client, vision: str) -> None:
     assert (r.status_code, r.json()) == (400, {"error": "failed to decode image 0"})
 
 
-def test_text_model_ignores_images(http: httpx.Client) -> None:
-    """No vision check in the API (as Ollama): a text model answers from the text."""
-    with_image = _generate(http, "m", images=[RED])
-    assert with_image["done"] and with_image["eval_count"] > 0
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/generate", {"prompt": PROMPT, "images": [RED]}),
+    ("/api/chat", {"messages": [{"role": "user", "content": PROMPT, "images": [RED]}]}),
+    ("/api/chat", {"messages": [{"role": "user", "content": PROMPT, "images": [RED]},  # in the history too
+                                {"role": "assistant", "content": "A red square."},
+                                {"role": "user", "content": "Sure?"}]}),
+])
+def test_a_text_model_refuses_images(http: httpx.Client, path: str, body: dict) -> None:
+    """Ollama's runner refuses them; dropping them would let the model invent what it saw."""
+    r = http.post(path, json={"model": "m", "options": FAST, **body})
+    assert (r.status_code, r.json()) == (400, {"error": "this model is missing data required for image input"})
