@@ -220,6 +220,7 @@ class LlamaContext:
         self.n_ctx_seq: int = lc.llama_n_ctx_seq(ctx)
         self.n_batch: int = lc.llama_n_batch(ctx)
         self.pooling_type: int = lc.llama_pooling_type(ctx)
+        self._logits_row = ctypes.c_float * model.n_vocab
         self.can_shift: bool = bool(self.memory) and bool(lc.llama_memory_can_shift(self.memory))
 
     def set_adapters(self, adapters: list[ctypes.c_void_p]) -> None:
@@ -237,7 +238,8 @@ class LlamaContext:
 
     def logits(self, index: int) -> np.ndarray:
         """The logits row of batch token `index` (a view, valid until the next decode)."""
-        return np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, index), shape=(self.model.n_vocab,))
+        row = lc.llama_get_logits_ith(self.ctx, index)
+        return np.frombuffer(self._logits_row.from_address(ctypes.addressof(row.contents)), dtype=np.float32)
 
     def set_embeddings(self, enabled: bool) -> None:
         lc.llama_set_embeddings(self.ctx, enabled)
