@@ -466,7 +466,7 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
         raise APIError(f"{gojson.go_quote(req.model)} does not support chat", 400)
     if req.tools and TOOLS not in resolved.capabilities:
         raise APIError(f"{resolved.name} does not support tools", 400)
-    check_images(resolved, any(m.images for m in req.messages))
+    check_images(resolved, any(m.images for m in req.messages or []))
     opts = request_options(resolved.model, req.options)
     grammar = grammar_for(req.format)
     template = prompt_template(resolved)
