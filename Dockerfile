@@ -32,8 +32,11 @@
 #                        so code for compute 9.0 does not compile; H100/H200 run the compute 8.0 PTX instead
 #                        (the driver compiles it once at first load).
 #   LLAMA_CMAKE_ARGS     how llama.cpp is compiled. The default is a portable x86-64 build with AVX2/FMA/F16C
-#                        (no -march=native: the image may run on another CPU than the one that built it);
-#                        pass "-DGGML_NATIVE=ON" for a build tuned to the building machine.
+#                        (no -march=native: the image may run on another CPU than the one that built it) and
+#                        the RPC backend (`pollama rpc` workers, POLLAMA_RPC_SERVERS); pass "-DGGML_NATIVE=ON
+#                        -DGGML_RPC=ON" for a build tuned to the building machine.
+#
+# A llama.cpp RPC worker from the same image: docker run -d -p 50052:50052 pollama rpc --host 0.0.0.0
 #
 # Builds reuse pip's cache through a cache mount (BuildKit and buildah both support RUN --mount=type=cache),
 # so llama-cpp-python, compiled from source here, is compiled again only when LLAMA_CMAKE_ARGS change: the
@@ -44,7 +47,7 @@ ARG VARIANT=cpu
 # ---- build: compile llama-cpp-python and install the project into a venv ---------------------------------
 FROM debian:bookworm-slim AS build
 ARG VARIANT
-ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_RPC=ON"
 ARG CUDA_ARCHITECTURES="50-virtual;61-virtual;70-virtual;75-virtual;80-virtual;86-real;89-real"
 RUN case "$VARIANT" in cpu|cuda) ;; *) echo "VARIANT=$VARIANT: expected cpu or cuda" >&2; exit 1;; esac
 COPY docker/apt-variant /usr/local/bin/apt-variant

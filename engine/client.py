@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from engine import rpc
 from engine.protocol import (
     FRAME_HEADER,
     Cancel,
@@ -43,7 +44,7 @@ log = logging.getLogger("engine.runner")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Lines of the runner's stderr worth quoting in an error (llm/status.go in Ollama).
 ERROR_MARKERS = ("error:", "Error:", "error loading model", "panic:", "CUDA error", "GGML_ASSERT",
-                 "out of memory", "failed to allocate", "Traceback", "Exception")
+                 "out of memory", "failed to allocate", "Traceback", "Exception", "RPC server")
 LAST_ERROR_LIMIT = 8192
 # How many of those lines a failed or exited runner leaves in the daemon's log at the default level.
 LOGGED_ERROR_LINES = 8
@@ -80,13 +81,14 @@ def _exit_text(returncode: int | None) -> str:
 class RunnerProcess:
     def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, info: RunnerInfo, stderr_task: asyncio.Task[None],
-                 last_error: list[str]) -> None:
+                 last_error: list[str], rpc_servers: list[str]) -> None:
         self.process = process
         self.info = info
         self._reader = reader
         self._writer = writer
         self._stderr_task = stderr_task
         self._last_error = last_error
+        self._rpc_servers = rpc_servers
         self._ids = itertools.count(1)
         self._queues: dict[int, asyncio.Queue[object]] = {}
         self._closing = False
@@ -132,7 +134,7 @@ class RunnerProcess:
             _log_failure(process.pid, message, last_error)
             raise RunnerError(message)
         info = outcome
-        return cls(process, reader, writer, info, stderr_task, last_error)
+        return cls(process, reader, writer, info, stderr_task, last_error, spec.rpc_servers)
 
     @property
     def pid(self) -> int:
@@ -239,7 +241,10 @@ class RunnerProcess:
                 queue.put_nowait(message.payload)
         await self.process.wait()
         await self._stderr_task
-        self._exit_error = RunnerError(_termination_message(self.process.returncode, self._last_error))
+        message = _termination_message(self.process.returncode, self._last_error)
+        if gone := await asyncio.to_thread(rpc.unreachable, self._rpc_servers):
+            message += f" (rpc worker {', '.join(gone)} is unreachable)"
+        self._exit_error = RunnerError(message)
         if not self._closing:
             _log_failure(self.pid, self._exit_error.message, self._last_error)
         for queue in self._queues.values():

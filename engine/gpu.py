@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 
+from engine.ggml import gpu_devices
 from engine.memory import GPU
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,9 @@ def _nvml() -> ctypes.CDLL | None:
 
 @functools.cache
 def llama_gpu_offload() -> bool:
-    """Whether this llama.cpp build can offload layers at all (a CUDA build, say)."""
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
+    """Whether this llama.cpp build has a GPU backend (a CUDA build, say). Not llama_supports_gpu_offload(),
+    which also says yes for the RPC backend, whose remote devices are planned separately."""
+    return bool(gpu_devices())
 
 
 def _visible(count: int) -> list[int]:

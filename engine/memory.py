@@ -28,6 +28,14 @@ class GPU:
     name: str
     total: int
     free: int
+    remote: str = ""  # the llama.cpp RPC worker (host:port) that has this device; "" for a local GPU
+
+
+@dataclass(frozen=True)
+class Placement:
+    gpu: GPU
+    layers: int  # the output layer counts as one
+    size: int  # bytes
 
 
 @dataclass
@@ -37,13 +45,37 @@ class Estimate:
     kv: int
     weights: int
     graph: int
-    vram: int  # bytes placed on GPUs
+    vram: int  # bytes placed on devices, local GPUs and RPC workers' alike
     total: int  # vram + what stays in system memory
-    per_gpu: list[int] = field(default_factory=list)
+    placements: list[Placement] = field(default_factory=list)  # the devices that got layers, in device order
+    devices: list[GPU] = field(default_factory=list)  # every device the plan considered, in device order
 
     @property
     def fully_offloaded(self) -> bool:
         return self.gpu_layers > self.layers
+
+    @property
+    def per_gpu(self) -> list[int]:
+        return [p.size for p in self.placements]
+
+    @property
+    def local_vram(self) -> int:
+        """Bytes on this machine's GPUs (what /api/ps calls size_vram); RPC workers' memory is not among them."""
+        return sum(p.size for p in self.placements if not p.gpu.remote)
+
+    @property
+    def rpc_servers(self) -> list[str]:
+        """The RPC workers whose devices the plan considered, in device order."""
+        return list(dict.fromkeys(gpu.remote for gpu in self.devices if gpu.remote))
+
+    @property
+    def uses_rpc(self) -> bool:
+        return any(p.gpu.remote for p in self.placements)
+
+    def tensor_split(self) -> list[float]:
+        """Layers per device in device order, for llama.cpp's tensor_split."""
+        layers = {p.gpu.index: p.layers for p in self.placements}
+        return [float(layers.get(gpu.index, 0)) for gpu in self.devices]
 
 
 def effective_kv_cache_type(requested: str, flash_attention: bool | None) -> str:
@@ -186,18 +218,20 @@ def estimate(
         gpu = space[0]
         if gpu.free > gpu_overhead + allocated[gpu.index] + graph + output:
             allocated[gpu.index] += output
+            placed[gpu.index] += 1
             on_gpu += 1
     full = on_gpu > n_layer
-    per_gpu = []
+    placements = []
     for gpu in usable:
         if placed[gpu.index]:
             allocated[gpu.index] += graph_full if full else graph_partial
-            per_gpu.append(allocated[gpu.index])
-    vram = sum(per_gpu)
+            placements.append(Placement(gpu, placed[gpu.index], allocated[gpu.index]))
+    vram = sum(p.size for p in placements)
     cpu_weights = sum(blocks[: n_layer - min(on_gpu, n_layer)]) + (0 if full else output)
     cpu_kv = sum(kv[: n_layer - min(on_gpu, n_layer)])
     total = vram + cpu_weights + cpu_kv + (0 if on_gpu else graph_partial)
-    return Estimate(n_layer, on_gpu, kv_total, weights, graph_full if full else graph_partial, vram, total, per_gpu)
+    return Estimate(n_layer, on_gpu, kv_total, weights, graph_full if full else graph_partial, vram, total,
+                    placements, list(gpus))
 
 
 def system_memory() -> tuple[int, int]:

@@ -42,6 +42,8 @@ class LoadSpec:
     embedding: bool = False
     flash_attn: bool | None = None  # None = llama.cpp decides
     kv_cache_type: str = ""  # "" = f16; else a ggml type name such as "q8_0"
+    rpc_servers: list[str] = field(default_factory=list)  # llama.cpp RPC workers (host:port) that take layers
+    tensor_split: list[float] = field(default_factory=list)  # layers per device: local GPUs, then the workers'
 
 
 @dataclass

@@ -13,9 +13,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from engine import rpc
 from engine.client import RunnerError, RunnerProcess
 from engine.gpu import nvidia_gpus
-from engine.memory import Estimate, effective_kv_cache_type, estimate, system_memory
+from engine.memory import GPU, Estimate, effective_kv_cache_type, estimate, system_memory
 from engine.options import Options
 from engine.protocol import LoadSpec
 from modelstore.gguf import read_gguf
@@ -106,6 +107,7 @@ class Scheduler:
         kv_cache_type: str = "",
         gpu_overhead: int = 0,
         prepare: Callable[[ModelSpec], Awaitable[ModelSpec]] | None = None,
+        rpc_servers: tuple[str, ...] = (),
     ) -> None:
         self.num_parallel = num_parallel
         self.max_loaded = max_loaded
@@ -118,6 +120,7 @@ class Scheduler:
         self.gpu_overhead = gpu_overhead
         # Before a load: the spec with the files a runner can load (engine.layouts derives them).
         self.prepare = prepare
+        self.rpc_servers = rpc_servers
         self._loaded: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()
         self._pending = 0
@@ -189,6 +192,9 @@ class Scheduler:
                         await self._expire(loaded)
                     elif len(self._loaded) >= self.max_loaded:
                         await self._expire(self._victim())
+                    elif (holder := self._rpc_holder()) is not None:
+                        # A worker serves one runner at a time: the model on them goes first.
+                        await self._expire(holder)
                     else:
                         runnable = await self.prepare(spec) if self.prepare is not None else spec
                         plan = await self._plan(runnable, opts, load_key)
@@ -207,9 +213,21 @@ class Scheduler:
     def _parallel(self, spec: ModelSpec) -> int:
         return 1 if spec.embedding else self.num_parallel
 
+    def _rpc_holder(self) -> LoadedModel | None:
+        return next((loaded for loaded in self._loaded.values() if loaded.memory.uses_rpc), None)
+
+    async def _devices(self) -> list[GPU]:
+        """Local GPUs, then the devices of the RPC workers that answer now."""
+        gpus = await asyncio.to_thread(nvidia_gpus)
+        if self.rpc_servers:
+            remote = await asyncio.to_thread(rpc.probe, list(self.rpc_servers))
+            gpus += [GPU(len(gpus) + i, f"RPC[{d.endpoint}]" + (f"#{d.index}" if d.index else ""), d.total, d.free,
+                         remote=d.endpoint) for i, d in enumerate(remote)]
+        return gpus
+
     async def _plan(self, spec: ModelSpec, opts: Options, load_key: tuple) -> Estimate:
         info = await asyncio.to_thread(read_gguf, spec.model_path)
-        gpus = await asyncio.to_thread(nvidia_gpus)
+        gpus = await self._devices()
         return estimate(info, num_ctx=load_key[0], parallel=self._parallel(spec), num_batch=opts.num_batch,
                         gpus=gpus, num_gpu=opts.num_gpu, kv_cache_type=self.kv_cache_type,
                         gpu_overhead=self.gpu_overhead)
@@ -232,6 +250,8 @@ class Scheduler:
             embedding=spec.embedding,
             flash_attn=self.flash_attention,
             kv_cache_type=self.kv_cache_type,
+            rpc_servers=plan.rpc_servers,
+            tensor_split=plan.tensor_split() if plan.rpc_servers else [],
         )
         runner = await RunnerProcess.start(load_spec, load_timeout=self.load_timeout)
         session = self.default_keep_alive if keep_alive is None else keep_alive

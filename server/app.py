@@ -54,6 +54,7 @@ def build_state(settings: Settings) -> ServerState:
         kv_cache_type=settings.kv_cache_type,
         gpu_overhead=settings.gpu_overhead,
         prepare=preparer(store.derived),
+        rpc_servers=settings.rpc_servers,
     )
     return ServerState(settings=settings, store=store, scheduler=scheduler)
 

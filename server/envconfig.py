@@ -32,6 +32,11 @@ def _bool(name: str, default: bool = False) -> bool:
     return True  # Ollama: any other non-empty value counts as true
 
 
+def _list(name: str) -> tuple[str, ...]:
+    """A comma-separated variable."""
+    return tuple(item.strip() for item in _var(name).split(",") if item.strip())
+
+
 def _uint(name: str, default: int) -> int:
     raw = _var(name)
     if not raw:
@@ -178,6 +183,7 @@ class Settings:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     shutdown_timeout: float = 30.0
     preload: tuple[str, ...] = ()
+    rpc_servers: tuple[str, ...] = ()
 
 
 def load_settings() -> Settings:
@@ -202,7 +208,8 @@ def load_settings() -> Settings:
         serve_registry=_bool("POLLAMA_SERVE_REGISTRY"),
         api_keys=_api_keys(_var("POLLAMA_API_KEYS")),
         shutdown_timeout=_seconds_env(_var("POLLAMA_SHUTDOWN_TIMEOUT"), 30.0),
-        preload=tuple(m.strip() for m in _var("POLLAMA_PRELOAD").split(",") if m.strip()),
+        preload=_list("POLLAMA_PRELOAD"),
+        rpc_servers=_list("POLLAMA_RPC_SERVERS"),
     )
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import llama_cpp as lc
 import numpy as np
 
+from engine.ggml import gpu_devices
+
 log = logging.getLogger(__name__)
 # Ollama accepts these for OLLAMA_KV_CACHE_TYPE; the daemon resolves anything else to f16 before a load
 # (engine.memory.effective_kv_cache_type), so that its memory estimate matches.
@@ -63,15 +65,23 @@ def init_backend() -> None:
 
 
 def supports_gpu_offload() -> bool:
-    return bool(lc.llama_supports_gpu_offload())
+    """A local GPU backend; remote (RPC) devices are given to a load explicitly."""
+    return bool(gpu_devices())
 
 
 class LlamaModel:
     def __init__(self, path: str, *, n_gpu_layers: int, main_gpu: int, use_mmap: bool | None,
-                 on_progress: Callable[[float], None] | None = None) -> None:
+                 on_progress: Callable[[float], None] | None = None, devices: Sequence[int] = (),
+                 tensor_split: Sequence[float] = ()) -> None:
         params = lc.llama_model_default_params()
         params.n_gpu_layers = n_gpu_layers
         params.main_gpu = main_gpu
+        if devices:  # llama.cpp's default is every local device; remote ones must be named
+            self._devices = (ctypes.c_void_p * (len(devices) + 1))(*devices, None)
+            params.devices = ctypes.cast(self._devices, ctypes.c_void_p)
+        if tensor_split:
+            self._split = (ctypes.c_float * lc.LLAMA_MAX_DEVICES)(*tensor_split)
+            params.tensor_split = self._split
         if use_mmap is not None:
             params.load_mode = lc.LLAMA_LOAD_MODE_MMAP if use_mmap else lc.LLAMA_LOAD_MODE_NONE
         if on_progress is not None:

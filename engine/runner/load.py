@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import llama_cpp as lc
 
+from engine.ggml import gpu_devices
 from engine.protocol import LoadSpec, RunnerInfo
+from engine.rpc import add_servers
 from engine.runner.llama import POOLING_NAMES, LlamaContext, LlamaModel, supports_gpu_offload
 from engine.runner.media import Projector
 
@@ -65,10 +67,12 @@ def physical_cores() -> int:
 
 
 def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = None) -> LoadedModel:
-    offload = supports_gpu_offload()
+    offload = supports_gpu_offload() or bool(spec.rpc_servers)
     n_gpu_layers = (-1 if spec.num_gpu < 0 else spec.num_gpu) if offload else 0
+    devices = gpu_devices() + add_servers(spec.rpc_servers) if spec.rpc_servers else []
     model = LlamaModel(spec.model_path, n_gpu_layers=n_gpu_layers, main_gpu=spec.main_gpu,
-                       use_mmap=spec.use_mmap, on_progress=on_progress)
+                       use_mmap=spec.use_mmap, on_progress=on_progress, devices=devices,
+                       tensor_split=spec.tensor_split)
     try:
         parallel = max(spec.parallel, 1)
         num_ctx = max(spec.num_ctx, 4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from server.cli import create, models, run, serve, show, transfer
+from server.cli import create, models, rpc, run, serve, show, transfer
 from server.cli.client import Client, CLIError
 from server.cli.flags import Command, Flag, UsageError, command_help, parse, root_help
 from server.version import VERSION
@@ -80,6 +80,8 @@ def commands() -> list[Command]:
         Command("ps", "List running models", models.list_running, env=(_HOST_DOC,)),
         Command("cp SOURCE DESTINATION", "Copy a model", models.copy_model, exact_args=2, env=(_HOST_DOC,)),
         Command("rm MODEL [MODEL...]", "Remove a model", models.remove_models, min_args=1, env=(_HOST_DOC,)),
+        Command("rpc", "Start a llama.cpp RPC worker that holds layers for a server elsewhere", rpc.rpc,
+                exact_args=0, needs_server=False, flags=rpc.FLAGS),
     ]
 
 

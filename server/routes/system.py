@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from engine.memory import Estimate
 from modelstore import gojson
 from server.api import ProcessResponse, ReadyResponse, VersionResponse
 from server.http import json_response
@@ -26,6 +27,16 @@ async def root() -> Response:
 @documented("The server's version", response=VersionResponse)
 async def version() -> Response:
     return json_response({"version": VERSION})
+
+
+def _devices(plan: Estimate) -> list[dict]:
+    """Where the layers went, for a model on RPC workers (a pollama addition; other entries keep Ollama's shape):
+    the devices that got some, then what stayed on the CPU."""
+    devices = [{"name": p.gpu.name, "layers": p.layers, "size": p.size} for p in plan.placements]
+    on_cpu = plan.layers + 1 - plan.gpu_layers
+    if on_cpu > 0:
+        devices.append({"name": "CPU", "layers": on_cpu, "size": plan.total - plan.vram})
+    return devices
 
 
 @router.api_route(READY_PATH, methods=["GET", "HEAD"])
@@ -52,7 +63,9 @@ async def ps(request: Request) -> Response:
             "digest": loaded.spec.digest,
             "details": {**loaded.spec.details, "parent_model": ""},
             "expires_at": gojson.format_time(gojson.local_time_from_timestamp(loaded.expiry())),
-            "size_vram": loaded.memory.vram,
+            "size_vram": loaded.memory.local_vram,
             "context_length": loaded.num_ctx,
         })
+        if loaded.memory.uses_rpc:
+            models[-1]["devices"] = _devices(loaded.memory)
     return json_response({"models": models})
