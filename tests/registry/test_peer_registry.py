@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -138,3 +139,14 @@ def test_a_docker_registry_mirrors_the_peer(peer: Server, registry_binary: str, 
             assert mirror.blob_data(digest).is_file()
     finally:
         mirror.stop()
+
+
+def test_a_keyed_peer_serves_pulls_that_carry_its_key_in_docker_config(fresh) -> None:
+    keyed = fresh(bundled=True, POLLAMA_SERVE_REGISTRY="1", POLLAMA_API_KEYS="team-key")
+    name = f"{host_of(keyed)}/library/smollm2:135m"
+    refused = pull(fresh(), name)
+    assert "error" in refused[-1], refused
+    auth = base64.b64encode(b"pollama:team-key").decode()
+    replica = fresh(docker_config={"auths": {host_of(keyed): {"auth": auth}}})
+    items = pull(replica, name)
+    assert items[-1] == {"status": "success"}, items
