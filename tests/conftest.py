@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -109,6 +110,20 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(directory / "models", directory / "server.log", bundled=True)
     yield server
     server.stop()
+
+
+def create_plain_smollm2(url: str, name: str) -> None:
+    """`name`: the SmolLM2 GGUF created from its file alone, so with the ChatML template autodetected from it:
+    a completion model without tools (the bundled smollm2:135m takes tools)."""
+    path = bundled_gguf()
+    assert path is not None
+    with path.open("rb") as source:
+        digest = "sha256:" + hashlib.file_digest(source, "sha256").hexdigest()
+    with httpx.Client(base_url=url, timeout=120) as client:
+        if client.head(f"/api/blobs/{digest}").status_code != 200:
+            assert client.post(f"/api/blobs/{digest}", content=path.read_bytes()).status_code in (200, 201)
+        r = client.post("/api/create", json={"model": name, "files": {path.name: digest}, "stream": False})
+        assert r.status_code == 200, r.text
 
 
 def copy_models(source: Path, destination: Path) -> Path:

@@ -11,7 +11,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, create_plain_smollm2
 
 FAST = {"temperature": 0, "num_predict": 8}
 
@@ -19,8 +19,7 @@ FAST = {"temperature": 0, "num_predict": 8}
 @pytest.fixture(scope="module")
 def http(shared_server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=shared_server.url, timeout=120) as client:
-        r = client.post("/api/copy", json={"source": "smollm2:135m", "destination": "m"})
-        assert r.status_code == 200
+        create_plain_smollm2(shared_server.url, "m")
         yield client
 
 

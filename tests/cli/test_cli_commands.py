@@ -83,6 +83,7 @@ def test_show_sections(shared_server: Server, short_model: str) -> None:
         "\n"
         "  Capabilities\n"
         "    completion    \n"
+        "    tools         \n"
         "\n"
         "  Parameters\n"
         '    stop    "<|im_start|>"    \n'

@@ -21,7 +21,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Server, start_server
+from tests.conftest import Server, create_plain_smollm2, start_server
 from tests.ggufs import embedding_gguf
 
 TOOLS_TEMPLATE = """{{- if .Tools }}<|im_start|>system
@@ -81,7 +81,7 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("compat")
     server = start_server(directory / "models", directory / "server.log", bundled=True)
     with httpx.Client(base_url=server.url, timeout=120) as client:
-        assert client.post("/api/copy", json={"source": "smollm2:135m", "destination": "m"}).status_code == 200
+        create_plain_smollm2(server.url, "m")
         for name, template in (("tm", TOOLS_TEMPLATE), ("fim", FIM_TEMPLATE), ("think", THINK_TEMPLATE)):
             r = client.post("/api/create", json={"model": name, "from": "m", "template": template, "stream": False})
             assert r.status_code == 200, r.text

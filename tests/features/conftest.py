@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import Server, start_server
+from tests.conftest import Server, create_plain_smollm2, start_server
 
 CHATML_TOOLS = """{{- if .Tools }}<|im_start|>system
 You can call these functions:
@@ -73,7 +73,7 @@ def features_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     directory = tmp_path_factory.mktemp("features")
     server = start_server(directory / "models", directory / "server.log", bundled=True)
     with httpx.Client(base_url=server.url, timeout=120) as client:
-        assert client.post("/api/copy", json={"source": "smollm2:135m", "destination": "m"}).status_code == 200
+        create_plain_smollm2(server.url, "m")
         for name, template in (("tools", CHATML_TOOLS), ("tagged", TAGGED_TOOLS), ("think", THINK), ("fim", FIM)):
             r = client.post("/api/create", json={"model": name, "from": "m", "template": template, "stream": False})
             assert r.status_code == 200, r.text

@@ -116,4 +116,4 @@ def test_requires(shared_server: Server) -> None:
     assert statuses(events)[-1] == "success"
     shown = _show(shared_server, model="needs-new")
     assert list(shown)[-2:] == ["modified_at", "requires"] and shown["requires"] == "0.14.0"
-    assert shown["capabilities"] == ["completion"]
+    assert shown["capabilities"] == ["completion", "tools"]  # the bundled model's template
