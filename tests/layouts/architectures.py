@@ -19,7 +19,7 @@ from gguf import GGUFValueType
 from modelstore.gguf import read_gguf
 from tests.layouts.gemma3 import ollama_gemma3
 from tests.layouts.ollama import Value, ollama_copy, read_values
-from tests.layouts.tiny import hyperparameters, tiny_model, tokenizer_values
+from tests.layouts.tiny import VOCAB, hyperparameters, tiny_model, tokenizer_values
 
 U, F, A, B, I32, S = (GGUFValueType.UINT32, GGUFValueType.FLOAT32, GGUFValueType.ARRAY, GGUFValueType.BOOL,
                       GGUFValueType.INT32, GGUFValueType.STRING)
@@ -37,10 +37,14 @@ class Case:
     drop: tuple[str, ...] = OPTIONAL
     embedding: bool = False
     same_output: bool = True  # derived and original give the same greedy text
+    refused: bool = True  # llama.cpp does not load Ollama's file (else it loads it and misbehaves)
+    derived_values: dict = field(default_factory=dict)  # keys the derived GGUF must have
+    vocabulary: list[str] | None = None  # instead of the small test vocabulary
 
     def build(self, directory: Path) -> tuple[Path, Path]:
         """(llama.cpp-layout original, Ollama-layout copy)."""
-        values = {**hyperparameters(self.arch, **self.size), **tokenizer_values(self.tokenizer), **self.values}
+        values = {**hyperparameters(self.arch, **self.size), **tokenizer_values(self.tokenizer, self.vocabulary),
+                  **self.values}
         original = tiny_model(self.arch, directory / f"{self.ollama_arch}.gguf", values, drop=self.drop)
         return original, self.to_ollama(original, directory / f"{self.ollama_arch}.ollama.gguf")
 
@@ -215,6 +219,14 @@ def glm4moelite(original: Path, destination: Path) -> Path:
                     "glm4moelite.attention.value_length": (head_dim, U)})
 
 
+def llama3_vocabulary() -> list[str]:
+    """Llama 3's 128256 tokens where it matters: <|end_of_text|>, <|start_header_id|>, <|eot_id|>."""
+    tokens = VOCAB + [f"<|filler_{i}|>" for i in range(128000 - len(VOCAB))]
+    specials = {128000: "<|begin_of_text|>", 128001: "<|end_of_text|>", 128006: "<|start_header_id|>",
+                128007: "<|end_header_id|>", 128009: "<|eot_id|>"}
+    return tokens + [specials.get(i, f"<|reserved_special_token_{i}|>") for i in range(128000, 128256)]
+
+
 MLA = {"deepseek2.attention.key_length": (576, U), "deepseek2.attention.value_length": (512, U),
        "deepseek2.rope.dimension_count": (64, U), "deepseek2.attention.key_length_mla": (128, U),
        "deepseek2.attention.value_length_mla": (128, U), "deepseek2.attention.kv_lora_rank": (512, U),
@@ -261,6 +273,13 @@ CASES = {
     "lfm2": Case("lfm2", "lfm2", lfm2, values={"lfm2.attention.head_count_kv": ([2, 0], A, U)}),
     "olmo3": Case("olmo3", "olmo2", olmo3),
     "laguna": Case("laguna", "laguna", laguna, size={"experts": 2, "width": 160}),
+    "llama3": Case("llama", "llama", llama3, refused=False, size={"width": 32}, vocabulary=llama3_vocabulary(),
+                   drop=OPTIONAL + ("output.weight",),
+                   values={"llama.vocab_size": (128256, U), "tokenizer.ggml.pre": ("llama-bpe", S),
+                           "tokenizer.ggml.eos_token_id": (128009, U),
+                           "tokenizer.ggml.eot_token_id": (128009, U)},
+                   derived_values={"tokenizer.ggml.eos_token_id": 128009, "tokenizer.ggml.eot_token_id": 128009,
+                                   "tokenizer.ggml.pre": "llama-bpe", "tokenizer.ggml.eos_token_ids": [128009]}),
     "glm4moelite": Case("glm4moelite", "deepseek2", glm4moelite,
                         size={"experts": 2, "width": 128, "heads": 1, "kv_heads": 1, "ffn": 192}, values=MLA),
 }

@@ -13,8 +13,9 @@ import pytest
 from engine.client import RunnerProcess
 from engine.layouts import build_text, plan, unsupported_reason
 from engine.protocol import LoadSpec, RunnerError
+from modelstore.gguf import read_gguf
 from tests.engine.conftest import Aio, complete
-from tests.layouts.architectures import CASES, Case
+from tests.layouts.architectures import CASES, MLA, Case
 from tests.layouts.tiny import hyperparameters, tiny_model, tokenizer_values
 
 PROMPT = "why is the sky blue"
@@ -49,10 +50,13 @@ def test_ollama_layout_runs_like_llama_cpp_layout(name: str, aio: Aio, tmp_path:
     case = CASES[name]
     original, ollama = case.build(tmp_path)
     assert plan(ollama).text and not plan(original).text
-    with pytest.raises(RunnerError):  # what llama.cpp makes of Ollama's file as it is
-        aio.run(_start(aio, ollama, embedding=case.embedding).close())
+    if case.refused:
+        with pytest.raises(RunnerError):  # what llama.cpp makes of Ollama's file as it is
+            aio.run(_start(aio, ollama, embedding=case.embedding).close())
     derived = tmp_path / "derived.gguf"
     build_text(ollama, derived)
+    for key, value in case.derived_values.items():
+        assert read_gguf(derived).kv.get(key) == value
     got = _output(aio, derived, case)
     if case.embedding:
         assert len(got) == len(_output(aio, original, case)) and all(math.isfinite(v) for v in got)
@@ -69,3 +73,18 @@ def test_an_architecture_llama_cpp_lacks_is_refused_by_name(tmp_path: Path) -> N
     path = tiny_model("llama", tmp_path / "llama.gguf", {**hyperparameters("llama"), **tokenizer_values()},
                       drop=("*.scale", "*.input_scale"))
     assert plan(path).arch == "llama" and unsupported_reason(plan(path).arch) is None
+
+
+AS_IS = {"llama": {}, "qwen2": {}, "qwen3": {}, "qwen3moe": {"experts": 2}, "phi3": {}, "gemma2": {},
+         "command-r": {}, "deepseek2": {"experts": 2, "width": 128, "heads": 1, "kv_heads": 1, "ffn": 192}}
+
+
+@pytest.mark.parametrize("arch", sorted(AS_IS))
+def test_architectures_ollama_stores_as_llama_cpp_does_load_as_they_are(arch: str, aio: Aio,
+                                                                        tmp_path: Path) -> None:
+    values = {**hyperparameters(arch, **AS_IS[arch]), **tokenizer_values()}
+    if arch == "deepseek2":
+        values |= MLA
+    path = tiny_model(arch, tmp_path / f"{arch}.gguf", values, drop=("*.scale", "*.input_scale"))
+    assert not plan(path).text and not plan(path).vision
+    assert _output(aio, path, Case(arch, arch, lambda *_: path))

@@ -19,8 +19,9 @@ from gguf import GGUFValueType
 from modelstore.derived import DerivedStore
 from modelstore.gguf import read_gguf
 from tests.conftest import Server, start_server
-from tests.features.projector import png
+from tests.features.projector import png, write_projector
 from tests.layouts.gemma3 import ollama_gemma3
+from tests.layouts.ollama import ollama_copy
 from tests.layouts.serving import create, upload
 from tests.layouts.tiny import GEMMA3_OPTIONAL, hyperparameters, tiny_model, tokenizer_values
 
@@ -190,3 +191,17 @@ def test_one_build_at_a_time(tmp_path: Path) -> None:
     assert len(builds) == 1 and len(set(paths)) == 1 and paths[0].read_bytes() == b"derived"
     source.unlink()
     assert store.sweep() == [paths[0].name] and not list((tmp_path / "derived").glob("sha256-*"))
+
+
+def test_a_llava_projector_without_a_type_gets_mlp(http: httpx.Client, server: Server, smollm2_gguf: Path,
+                                                   tmp_path: Path) -> None:
+    # Old LLaVA/BakLLaVA projector blobs carry no clip.projector_type; clip.cpp needs one (`mlp` for them).
+    typed = write_projector(tmp_path / "typed.gguf")
+    untyped = ollama_copy(typed, tmp_path / "mmproj.gguf", drop_keys=("clip.projector_type",))
+    files = {"model.gguf": upload(http, smollm2_gguf), "mmproj.gguf": upload(http, untyped)}
+    r = http.post("/api/create", json={"model": "llava-like", "files": files, "stream": False})
+    assert r.status_code == 200, r.text
+    image = base64.b64encode(png(8, 8, (0, 0, 0))).decode()
+    assert generate(http, "llava-like", images=[image])["response"] is not None
+    made = read_gguf(next((server.models / "derived").glob("*.projector-*.gguf")))
+    assert made.kv["clip.projector_type"] == "mlp"

@@ -81,16 +81,19 @@ def hyperparameters(arch: str, *, layers: int = 2, width: int = 64, heads: int =
     return {f"{arch}.{key}": value for key, value in values.items()}
 
 
-def tokenizer_values(model: str = "llama") -> dict[str, Value]:
-    """The tokenizer keys: SentencePiece (`llama`), or a BPE model (`gemma4`...) with merges."""
+def tokenizer_values(model: str = "llama", vocabulary: list[str] | None = None) -> dict[str, Value]:
+    """The tokenizer keys: SentencePiece (`llama`), or a BPE model (`gemma4`...) with merges. A longer
+    `vocabulary` starts with VOCAB; its other tokens are control tokens."""
+    tokens = vocabulary or VOCAB
     arr, string, f32, i32, u32 = (GGUFValueType.ARRAY, GGUFValueType.STRING, GGUFValueType.FLOAT32,
                                   GGUFValueType.INT32, GGUFValueType.UINT32)
-    types = [2, 3, 3] + [6] * 256 + [1] * len(PIECES) + [3] * len(SPECIALS)
-    scores = [0.0, 0.0, 0.0] + [0.0] * 256 + [float(len(p)) for p in PIECES] + [0.0] * len(SPECIALS)
+    types = [2, 3, 3] + [6] * 256 + [1] * len(PIECES) + [3] * (len(tokens) - len(VOCAB) + len(SPECIALS))
+    scores = [0.0, 0.0, 0.0] + [0.0] * 256 + [float(len(p)) for p in PIECES] + [0.0] * (
+        len(tokens) - len(VOCAB) + len(SPECIALS))
     merges = {"tokenizer.ggml.merges": (MERGES, arr, string)} if model != "llama" else {}
     return {
         **merges,
-        "tokenizer.ggml.model": (model, string), "tokenizer.ggml.tokens": (VOCAB, arr, string),
+        "tokenizer.ggml.model": (model, string), "tokenizer.ggml.tokens": (tokens, arr, string),
         "tokenizer.ggml.scores": (scores, arr, f32), "tokenizer.ggml.token_type": (types, arr, i32),
         "tokenizer.ggml.bos_token_id": (1, u32), "tokenizer.ggml.eos_token_id": (2, u32),
         "tokenizer.ggml.unknown_token_id": (0, u32), "tokenizer.ggml.add_bos_token": (True, GGUFValueType.BOOL),
