@@ -59,10 +59,13 @@ def plan(path: str | os.PathLike[str]) -> Plan:
         if key in _plans:
             return _plans[key]
     info = read_gguf(path)
-    if info.architecture in UNSUPPORTED:
+    try:
+        edit = GGUFEdit(path, info)
+    except LayoutError:  # a file this module does not rewrite (big-endian, GGUF v1): llama.cpp decides
+        edit = None
+    if info.architecture in UNSUPPORTED or edit is None:
         result = Plan(info.architecture, False, False)
     else:
-        edit = GGUFEdit(path, info)
         result = Plan(info.architecture, text_translation(edit) is not None, clip_translation(edit) is not None)
     with _plans_lock:
         _plans[key] = result
@@ -93,7 +96,10 @@ def build_vision(source: Path, destination: Path) -> int:
 
 
 def projector_plan(path: str | os.PathLike[str]) -> ProjectorPlan:
-    edit = GGUFEdit(Path(path))
+    try:
+        edit = GGUFEdit(Path(path))
+    except (LayoutError, ValueError):  # not a GGUF this module rewrites: llama.cpp's clip loader decides
+        return ProjectorPlan(needs_copy=False)
     return ProjectorPlan(needs_copy=projector_type_default(edit))
 
 

@@ -18,7 +18,7 @@ from tests.engine.conftest import Aio, complete
 from tests.layouts.tiny import GEMMA3_OPTIONAL, hyperparameters, tiny_model, tokenizer_values
 
 WINDOW = 8
-LONG = "why is the sky blue hello world " * 20  # 400+ tokens: past the 256 cells of the window cache
+LONG = "why is the sky blue hello world " * 50  # 350 tokens: past the 256 cells of the window cache
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def _fresh(aio: Aio, runner: RunnerProcess, prompt: str, **options: int) -> str:
 
 def test_a_prefix_whose_window_has_moved_on_is_evaluated_again(aio: Aio, runner: RunnerProcess) -> None:
     aio.run(complete(runner, LONG, options={"num_predict": 4}))
-    prompt = LONG[:100] + "hello"  # shares some 60 tokens with what the slot holds
+    prompt = LONG[:100] + "hello"  # shares some 20 tokens with what the slot holds
     again = aio.run(complete(runner, prompt, options={"num_predict": 16}))
     assert again.done is not None and again.done.cached_tokens == 0  # the runner started again from position 0
     assert again.text == _fresh(aio, runner, prompt, num_predict=16)

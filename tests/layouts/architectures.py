@@ -20,6 +20,7 @@ from modelstore.gguf import read_gguf
 from tests.layouts.gemma3 import ollama_gemma3
 from tests.layouts.ollama import Value, ollama_copy, read_values
 from tests.layouts.tiny import VOCAB, hyperparameters, tiny_model, tokenizer_values
+from tests.layouts.vision import pixtral_tower, qwen25vl_tower
 
 U, F, A, B, I32, S = (GGUFValueType.UINT32, GGUFValueType.FLOAT32, GGUFValueType.ARRAY, GGUFValueType.BOOL,
                       GGUFValueType.INT32, GGUFValueType.STRING)
@@ -283,3 +284,15 @@ CASES = {
     "glm4moelite": Case("glm4moelite", "deepseek2", glm4moelite,
                         size={"experts": 2, "width": 128, "heads": 1, "kv_heads": 1, "ffn": 192}, values=MLA),
 }
+
+
+# Architectures whose projector the tests run: the real (tiny) tower Ollama's converter would write.
+TOWERS = {"qwen25vl": qwen25vl_tower, "mistral3": pixtral_tower}
+
+
+def with_tower(name: str, original: Path, destination: Path) -> Path:
+    """The case's Ollama-layout file with a working vision tower in place of the stand-in one."""
+    plain = CASES[name].to_ollama(original, destination.with_suffix(".standin.gguf"))
+    keys, tensors = TOWERS[name](read_gguf(original).kv[f"{CASES[name].arch}.embedding_length"])
+    return ollama_copy(plain, destination, set_values=keys, extra_tensors=tensors,
+                       rename_tensor=lambda n: None if n.startswith(("v.", "mm.")) else n)

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from engine.client import RunnerProcess
-from engine.layouts import build_text, plan, unsupported_reason
+from engine.layouts import build_text, build_vision, plan, unsupported_reason
 from engine.protocol import LoadSpec, RunnerError
 from modelstore.gguf import read_gguf
 from tests.engine.conftest import Aio, complete
-from tests.layouts.architectures import CASES, MLA, Case
+from tests.features.projector import png
+from tests.layouts.architectures import CASES, MLA, TOWERS, Case, with_tower
 from tests.layouts.tiny import hyperparameters, tiny_model, tokenizer_values
 
 PROMPT = "why is the sky blue"
@@ -37,7 +38,7 @@ def _output(aio: Aio, path: Path, case: Case) -> object:
     runner = _start(aio, path, embedding=case.embedding)
     try:
         if case.embedding:
-            return aio.run(runner.embed([PROMPT], True)).embeddings[0]
+            return aio.run(runner.embed([PROMPT])).embeddings[0]
         result = aio.run(complete(runner, PROMPT, options={"num_predict": 8}))
         assert result.done is not None
         return result.text
@@ -64,6 +65,27 @@ def test_ollama_layout_runs_like_llama_cpp_layout(name: str, aio: Aio, tmp_path:
         assert got == _output(aio, original, case)
     else:
         assert got
+
+
+@pytest.mark.parametrize("name", sorted(TOWERS))
+def test_an_image_goes_through_the_projector_made_from_the_tower_inside(name: str, aio: Aio,
+                                                                        tmp_path: Path) -> None:
+    original, _ = CASES[name].build(tmp_path)
+    ollama = with_tower(name, original, tmp_path / "with-tower.gguf")
+    assert plan(ollama).vision
+    build_text(ollama, tmp_path / "text.gguf")
+    build_vision(ollama, tmp_path / "projector.gguf")
+    spec = LoadSpec(str(tmp_path / "text.gguf"), num_ctx=2048, parallel=1,
+                    projectors=[str(tmp_path / "projector.gguf")])
+    runner = aio.run(RunnerProcess.start(spec, load_timeout=120), timeout=180)
+    try:
+        seen = aio.run(complete(runner, "why [img-0] is", images=[png(64, 64, (200, 10, 10))],
+                                options={"num_predict": 4}), timeout=180)
+        text = aio.run(complete(runner, "why is", options={"num_predict": 4}))
+    finally:
+        aio.run(runner.close())
+    assert seen.done is not None and text.done is not None
+    assert seen.done.prompt_eval_count >= text.done.prompt_eval_count + 8  # at least 8 image embeddings
 
 
 def test_an_architecture_llama_cpp_lacks_is_refused_by_name(tmp_path: Path) -> None:
