@@ -1,8 +1,10 @@
-"""What every built-in output parser shares: the interface the pipelines call, and the text helpers the
-parsers' state machines are built from (Go's whitespace, partial-tag overlap, splitting at a tag)."""
+"""What every built-in output parser shares: the interface the pipelines call, the bases most parsers build
+on (a buffer with calls numbered across the request; a state machine read one step at a time), and the
+text helpers their states are built from (Go's whitespace, partial-tag overlap, splitting at a tag)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 Think = bool | str | None
@@ -50,20 +52,95 @@ def think_on(think: Think) -> bool:
     return think in ("high", "medium", "low", "max")
 
 
-def tool_call(name: str, arguments: dict[str, Any] | None, index: int = 0, call_id: str = "") -> dict[str, Any]:
-    call: dict[str, Any] = {"function": {"index": index, "name": name,
-                                         "arguments": {} if arguments is None else arguments}}
+def continues_assistant(last_message: dict[str, Any] | None) -> bool:
+    """The request ends with an assistant message that has content: the model continues that answer, so
+    its output starts as content."""
+    return last_message is not None and last_message.get("role") == "assistant" and bool(last_message.get("content"))
+
+
+def tool_call(name: str, arguments: dict[str, Any] | None, call_id: str = "") -> dict[str, Any]:
+    call: dict[str, Any] = {"function": {"index": 0, "name": name, "arguments": {} if arguments is None else arguments}}
     if call_id:
         call["id"] = call_id
     return call
 
 
-def set_indexes(calls: list[dict[str, Any]], start: int) -> int:
-    """Number the calls from `start`; returns the next index."""
-    for call in calls:
-        call["function"]["index"] = start
-        start += 1
-    return start
+class BufferedParser(Parser):
+    """A parser that keeps the output it cannot place yet (a tag may be half written) in `buffer`, and
+    numbers its tool calls across the request."""
+
+    def __init__(self) -> None:
+        self.buffer = ""
+        self.call_index = 0
+
+    def _number(self, call: dict[str, Any]) -> dict[str, Any]:
+        """The call, numbered on from the last call of this request."""
+        call["function"]["index"] = self.call_index
+        self.call_index += 1
+        return call
+
+    def _numbered(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self._number(call) for call in calls]
+
+
+# One step of a parser's state machine: the kind of what it found ("content", "thinking", "call" for one
+# call, "calls" for a list of them; "" for nothing), that piece, and whether to take another step at once.
+Step = tuple[str, Any, bool]
+Event = tuple[str, Any]
+
+
+class StepParser(BufferedParser):
+    """A state machine that reads its buffer one step at a time: `_eat` looks at the buffer in the
+    current state, takes what it can place off it and says what that was."""
+
+    def _eat(self, done: bool) -> Step:
+        raise NotImplementedError
+
+    def _events(self, done: bool) -> list[Event]:
+        """What the steps found until the buffer is spent or a step waits for more output."""
+        events: list[Event] = []
+        while self.buffer:
+            kind, value, more = self._eat(done)
+            if kind:
+                events.append((kind, value))
+            if not more:
+                break
+        return events
+
+    def _parsed(self, events: list[Event], parse_call: Callable[[Any], dict[str, Any]] | None = None) -> Parsed:
+        """The events as one result; a "call" event's value goes through `parse_call` when it is raw text."""
+        content: list[str] = []
+        thinking: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for kind, value in events:
+            if kind == "content":
+                content.append(value)
+            elif kind == "thinking":
+                thinking.append(value)
+            elif kind == "calls":
+                calls += value
+            else:
+                calls.append(parse_call(value) if parse_call is not None else value)
+        return Parsed("".join(content), "".join(thinking), self._numbered(calls))
+
+    @staticmethod
+    def _found(kind: str, text: str, more: bool) -> Step:
+        """A step that found `text` (nothing when it is empty)."""
+        return (kind, text, more) if text else ("", "", more)
+
+    def _let_out(self, kind: str, *tags: str) -> Step:
+        """The buffer up to a partial tag or trailing whitespace at its end, which wait for more output."""
+        end = hold_back(self.buffer, *tags)
+        out, self.buffer = self.buffer[:end], self.buffer[end:]
+        return self._found(kind, out, False)
+
+    def _skip_space_then(self, state: Any) -> Step:
+        """Drop leading whitespace; once something else comes, go on in `state`."""
+        self.buffer = trim_left(self.buffer)
+        if not self.buffer:
+            return "", "", False
+        self.state = state
+        return "", "", True
 
 
 # --- text -----------------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ from typing import Any
 from engine.parsers import gojson
 from engine.parsers.base import (
     Parsed,
-    Parser,
+    Step,
+    StepParser,
+    continues_assistant,
     overlap,
     think_on,
     tool_call,
-    trailing_space_len,
     trim,
     trim_left,
     trim_right,
@@ -40,21 +41,18 @@ class State(Enum):
     COLLECTING_ACTION = auto()
 
 
-class CohereParser(Parser):
+class CohereParser(StepParser):
     has_tool_support = True
     has_thinking_support = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.state = State.COLLECTING_THINKING
-        self.buffer = ""
-        self.call_index = 0
 
     def init(self, tools, last_message, think):
         self.buffer = ""
         self.call_index = 0
-        prefill = last_message is not None and last_message.get("role") == "assistant" and \
-            bool(last_message.get("content"))
-        if prefill:
+        if continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT  # the prompt left <|START_TEXT|> open
         elif think is None or think_on(think):
             self.state = State.COLLECTING_THINKING
@@ -64,70 +62,50 @@ class CohereParser(Parser):
 
     def add(self, text: str, done: bool) -> Parsed:
         self.buffer += text
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        while True:
-            c, t, found, more = self._eat(done)
-            content.append(c)
-            thinking.append(t)
-            calls += found
-            if not more:
-                break
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed("".join(content), "".join(thinking), calls)
+        return self._parsed(self._events(done))
 
-    def _eat(self, done: bool) -> tuple[str, str, list[dict[str, Any]], bool]:
+    def _eat(self, done: bool) -> Step:
         buf = self.buffer
-        if not buf:
-            return "", "", [], False
         if self.state == State.COLLECTING_THINKING:
             at = buf.find(END_THINKING)
             if at != -1:
                 self.buffer = buf[at + len(END_THINKING):]
                 self.state = State.AWAITING_BLOCK
-                return "", trim_right(buf[:at]), [], True
-            end = len(buf) - overlap(buf, END_THINKING)
-            end -= trailing_space_len(buf[:end])
-            if end > 0:
-                self.buffer = buf[end:]
-                return "", buf[:end], [], False
-            return "", "", [], False
+                return "thinking", trim_right(buf[:at]), True
+            return self._let_out("thinking", END_THINKING)
         if self.state == State.AWAITING_BLOCK:
             for opening in (START_TEXT, START_RESPONSE):
                 at = buf.find(opening)
                 if at != -1:
                     self.buffer = buf[at + len(opening):]
                     self.state = State.COLLECTING_CONTENT
-                    return "", "", [], True
+                    return "", "", True
             at = buf.find(START_ACTION)
             if at != -1:
                 self.buffer = buf[at + len(START_ACTION):]
                 self.state = State.COLLECTING_ACTION
-                return "", "", [], True
+                return "", "", True
             trimmed = trim_left(buf)
             if trimmed.startswith(END_OF_TURN):
                 self.buffer = trimmed[len(END_OF_TURN):]
-                return "", "", [], True
+                return "", "", True
             if not trimmed:
                 if done:
                     self.buffer = ""
-                return "", "", [], False
+                return "", "", False
             if not done and _maybe_partial_tag(trimmed):
-                return "", "", [], False
+                return "", "", False
             # anything else (bare text, an unknown tag) is content rather than held forever
             self.buffer = trimmed
             self.state = State.COLLECTING_CONTENT
-            return "", "", [], True
+            return "", "", True
         if self.state == State.COLLECTING_CONTENT:
             for closing in (END_TEXT, END_RESPONSE, END_OF_TURN):
                 at = buf.find(closing)
                 if at != -1:
                     self.buffer = buf[at + len(closing):]
                     self.state = State.AWAITING_BLOCK
-                    return buf[:at], "", [], True
+                    return "content", buf[:at], True
             keep = max(overlap(buf, END_TEXT), overlap(buf, END_RESPONSE), overlap(buf, END_OF_TURN))
             end = len(buf) - keep
             content = ""
@@ -136,16 +114,16 @@ class CohereParser(Parser):
             if done and self.buffer:
                 content += self.buffer
                 self.buffer = ""
-            return content, "", [], False
+            return "content", content, False
         at = buf.find(END_ACTION)
         if at != -1:
             self.buffer = buf[at + len(END_ACTION):]
             self.state = State.AWAITING_BLOCK
-            return "", "", parse_actions(buf[:at]), True
+            return "calls", parse_actions(buf[:at]), True
         if done:  # cut-off output: take what can be read
             self.buffer = ""
-            return "", "", parse_actions(buf), False
-        return "", "", [], False
+            return "calls", parse_actions(buf), False
+        return "", "", False
 
 
 def _maybe_partial_tag(s: str) -> bool:

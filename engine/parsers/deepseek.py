@@ -9,7 +9,17 @@ from enum import Enum, auto
 from typing import Any
 
 from engine.parsers import gojson
-from engine.parsers.base import Parsed, Parser, hold_back, think_on, tool_call, trim, trim_left, trim_right
+from engine.parsers.base import (
+    Parsed,
+    Step,
+    StepParser,
+    continues_assistant,
+    think_on,
+    tool_call,
+    trim,
+    trim_left,
+    trim_right,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,47 +42,28 @@ class State(Enum):
     COLLECTING_TOOL_OUTPUT = auto()
 
 
-class _DeepSeekFamily(Parser):
+class _DeepSeekFamily(StepParser):
     has_tool_support = True
     has_thinking_support = True
+    family = ""  # what its warnings call it
 
     def __init__(self) -> None:
+        super().__init__()
         self.state = State.COLLECTING_THINKING
-        self.buffer = ""
-        self.call_index = 0
 
     def add(self, text: str, done: bool) -> Parsed:
         self.buffer += text
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        while self.buffer:
-            kind, value, more = self._eat()
-            if kind == "call":
-                calls.append(value)
-            elif kind == "thinking":
-                thinking.append(value)
-            elif kind == "content":
-                content.append(value)
-            if not more:
-                break
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed("".join(content), "".join(thinking), calls)
+        return self._parsed(self._events(done))
 
-    def _eat(self) -> tuple[str, Any, bool]:
+    def _eat(self, done: bool) -> Step:
         acc = self.buffer
         if self.state == State.COLLECTING_THINKING:
             thought, found, after = acc.partition(THINK_CLOSE)
             if found:
                 self.buffer = trim_left(after)
                 self.state = State.COLLECTING_CONTENT
-                thought = trim_right(thought)
-                return ("thinking", thought, True) if thought else ("", "", True)
-            end = hold_back(acc, THINK_CLOSE)
-            out, self.buffer = acc[:end], acc[end:]
-            return ("thinking", out, False) if out else ("", "", False)
+                return self._found("thinking", trim_right(thought), True)
+            return self._let_out("thinking", THINK_CLOSE)
         if self.state == State.COLLECTING_CONTENT:
             return self._content(acc)
         if self.state == State.COLLECTING_TOOL_CALLS:
@@ -96,12 +87,10 @@ class _DeepSeekFamily(Parser):
             return "", "", False
         return self._tool_output(acc)
 
-    family = ""
-
-    def _content(self, acc: str) -> tuple[str, Any, bool]:
+    def _content(self, acc: str) -> Step:
         raise NotImplementedError
 
-    def _tool_output(self, acc: str) -> tuple[str, Any, bool]:
+    def _tool_output(self, acc: str) -> Step:
         raise NotImplementedError
 
     def _parse_call(self, text: str) -> dict[str, Any]:
@@ -119,34 +108,32 @@ class DeepSeek3Parser(_DeepSeekFamily):
 
     def init(self, tools, last_message, think):
         self.call_index = 0
-        prefill = last_message is not None and last_message.get("role") == "assistant"
         thinking = self.has_thinking_support and think_on(think)
-        if not thinking or (prefill and last_message.get("content")):
+        if not thinking or continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT
         else:
             self.state = State.COLLECTING_THINKING
         return tools
 
-    def _content(self, acc: str) -> tuple[str, Any, bool]:
+    def _content(self, acc: str) -> Step:
         if CALLS_BEGIN in acc:
             before, _, self.buffer = acc.partition(CALLS_BEGIN)
             self.state = State.COLLECTING_TOOL_CALLS
-            before = trim_right(before)
-            return ("content", before, True) if before else ("", "", True)
+            return self._found("content", trim_right(before), True)
         if OUTPUT_BEGIN in acc:
             before, _, self.buffer = acc.partition(OUTPUT_BEGIN)  # spaces kept
             self.state = State.COLLECTING_TOOL_OUTPUT
-            return ("content", before, True) if before else ("", "", True)
+            return self._found("content", before, True)
         self.buffer = ""
         return "content", acc, False
 
-    def _tool_output(self, acc: str) -> tuple[str, Any, bool]:
+    def _tool_output(self, acc: str) -> Step:
         output, found, after = acc.partition(OUTPUT_END)
         if not found:
             return "", "", False
         self.buffer = after
         self.state = State.COLLECTING_CONTENT
-        return ("content", output, True) if output else ("", "", True)
+        return self._found("content", output, True)
 
     def _parse_call(self, text: str) -> dict[str, Any]:
         name, found, args = text.partition(SEP)
@@ -163,24 +150,22 @@ class CogitoParser(_DeepSeekFamily):
 
     def init(self, tools, last_message, think):
         self.call_index = 0
-        prefill = last_message is not None and last_message.get("role") == "assistant"
-        if not think_on(think) or (prefill and last_message.get("content")) or tools:
+        if not think_on(think) or continues_assistant(last_message) or tools:
             self.state = State.COLLECTING_CONTENT
         else:
             self.state = State.COLLECTING_THINKING
         return tools
 
-    def _content(self, acc: str) -> tuple[str, Any, bool]:
+    def _content(self, acc: str) -> Step:
         for tag, state in ((CALLS_BEGIN, State.COLLECTING_TOOL_CALLS), (OUTPUTS_BEGIN, State.COLLECTING_TOOL_OUTPUT)):
             if tag in acc:
                 before, _, self.buffer = acc.partition(tag)
                 self.state = state
-                before = trim_right(before)
-                return ("content", before, True) if before else ("", "", True)
+                return self._found("content", trim_right(before), True)
         self.buffer = ""
         return "content", acc, False
 
-    def _tool_output(self, acc: str) -> tuple[str, Any, bool]:
+    def _tool_output(self, acc: str) -> Step:
         begin = acc.find(OUTPUT_BEGIN)
         if begin != -1:
             end = acc.find(OUTPUT_END, begin + len(OUTPUT_BEGIN))

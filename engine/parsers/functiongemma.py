@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.parsers.base import Parsed, Parser, overlap, tool_call
+from engine.parsers.base import BufferedParser, Parsed, overlap, tool_call
 from engine.parsers.values import sscanf_float, sscanf_int
 
 CALL_OPEN = "<start_function_call>"
@@ -16,13 +16,12 @@ ESCAPE = "<escape>"
 _CALL = re.compile(r"call:([^{]+)\{(.*)\}")
 
 
-class FunctionGemmaParser(Parser):
+class FunctionGemmaParser(BufferedParser):
     has_tool_support = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.in_calls = False
-        self.buffer = ""
-        self.call_index = 0
 
     def init(self, tools, last_message, think):
         self.in_calls = False
@@ -53,10 +52,7 @@ class FunctionGemmaParser(Parser):
             calls.append(parse_call(body))
             if CALL_OPEN not in after:
                 self.in_calls = False
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed("".join(content), "", calls)
+        return Parsed("".join(content), "", self._numbered(calls))
 
 
 def parse_call(text: str) -> dict[str, Any]:

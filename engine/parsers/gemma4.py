@@ -14,8 +14,8 @@ from engine.parsers import gojson
 from engine.parsers.base import (
     GO_SPACE,
     Parsed,
-    Parser,
-    hold_back,
+    Step,
+    StepParser,
     overlap,
     think_on,
     tool_call,
@@ -46,15 +46,14 @@ class State(Enum):
     IGNORING_AFTER_CALL = auto()  # stray `<tool_call|>` / `<|tool_response>` after a call are dropped
 
 
-class Gemma4Parser(Parser):
+class Gemma4Parser(StepParser):
     has_tool_support = True
 
     def __init__(self, thinking: bool = True) -> None:
+        super().__init__()
         self.has_thinking_support = thinking
         self.state = State.COLLECTING_CONTENT
-        self.buffer = ""
         self.tools: list[dict[str, Any]] = []
-        self.call_index = 0
         self.thinking_enabled = False
         self.strip_channel_name = False
 
@@ -70,26 +69,12 @@ class Gemma4Parser(Parser):
 
     def add(self, text: str, done: bool) -> Parsed:
         self.buffer += text
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        while self.buffer:
-            kind, value, more = self._eat(done)
-            if kind == "call":
-                calls.append(value)
-            elif kind == "thinking":
-                if self.thinking_enabled:  # with thinking off, a channel is dropped
-                    thinking.append(value)
-            elif kind == "content":
-                content.append(value)
-            if not more:
-                break
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed("".join(content), "".join(thinking), calls)
+        events = self._events(done)
+        if not self.thinking_enabled:  # with thinking off, a channel is dropped
+            events = [(kind, value) for kind, value in events if kind != "thinking"]
+        return self._parsed(events)
 
-    def _eat(self, done: bool) -> tuple[str, Any, bool]:
+    def _eat(self, done: bool) -> Step:
         acc = self.buffer
         if self.state == State.COLLECTING_CONTENT:
             for tag, state in ((THINK_OPEN, State.COLLECTING_THINKING), (CALL_OPEN, State.COLLECTING_CALL)):
@@ -99,12 +84,9 @@ class Gemma4Parser(Parser):
                     self.state = state
                     if state == State.COLLECTING_THINKING:
                         self.strip_channel_name = True
-                    before = trim_right(acc[:at])
-                    return ("content", before, True) if before else ("", "", True)
+                    return self._found("content", trim_right(acc[:at]), True)
             if not done and max(overlap(acc, THINK_OPEN), overlap(acc, CALL_OPEN)) > 0:
-                end = hold_back(acc, THINK_OPEN, CALL_OPEN)
-                out, self.buffer = acc[:end], acc[end:]
-                return ("content", out, False) if out else ("", "", False)
+                return self._let_out("content", THINK_OPEN, CALL_OPEN)
             self.buffer = ""
             return "content", acc, False
         if self.state == State.COLLECTING_THINKING:
@@ -120,14 +102,11 @@ class Gemma4Parser(Parser):
                 thought, _, after = acc.partition(THINK_CLOSE)
                 self.buffer = trim_left(after)
                 self.state = State.COLLECTING_CONTENT
-                thought = trim_right(thought)
-                return ("thinking", thought, True) if thought else ("", "", True)
+                return self._found("thinking", trim_right(thought), True)
             if done:
                 self.buffer = ""
-                return ("thinking", acc, False) if acc else ("", "", False)
-            end = hold_back(acc, THINK_CLOSE)
-            out, self.buffer = acc[:end], acc[end:]
-            return ("thinking", out, False) if out else ("", "", False)
+                return self._found("thinking", acc, False)
+            return self._let_out("thinking", THINK_CLOSE)
         if self.state == State.COLLECTING_CALL:
             at = acc.find(CALL_CLOSE)
             if at != -1:

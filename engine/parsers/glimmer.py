@@ -10,8 +10,8 @@ from enum import Enum, auto
 from typing import Any
 
 from engine.parsers.base import (
+    BufferedParser,
     Parsed,
-    Parser,
     ParserError,
     overlap,
     property_types,
@@ -54,16 +54,15 @@ class _Header(Enum):
     VALID = auto()
 
 
-class GlimmerParser(Parser):
+class GlimmerParser(BufferedParser):
     has_tool_support = True
     has_thinking_support = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.state = State.HEADER
-        self.buffer = ""
         self.recipient = ""
         self.tools: dict[str, dict[str, Any]] = {}
-        self.call_index = 0
         self.emit_thinking = False
         # once part of a message has gone out as content, it cannot become a tool call any more
         self.content_streamed = False
@@ -259,7 +258,7 @@ class GlimmerParser(Parser):
             _, arguments = parse_atem(trimmed, self.tools[resolved])
         except ValueError:
             return None
-        return self._new_call(resolved, arguments)
+        return self._number(tool_call(resolved, arguments))
 
     def _tool_call(self, body: str) -> dict[str, Any]:
         if not self.recipient:
@@ -275,12 +274,7 @@ class GlimmerParser(Parser):
         if not ok or resolved != recipient:
             raise ParserError(f"Glimmer recipient {go_quote(self.recipient)} does not match ATEM invoke "
                               f"{go_quote(name)}")
-        return self._new_call(recipient, arguments)
-
-    def _new_call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        call = tool_call(name, arguments, self.call_index)
-        self.call_index += 1
-        return call
+        return self._number(tool_call(recipient, arguments))
 
 
 def _terminator(s: str) -> tuple[int, int]:

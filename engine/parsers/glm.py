@@ -5,60 +5,43 @@ repaired once before a call is given up."""
 from __future__ import annotations
 
 import logging
-from enum import Enum, auto
+import re
 from typing import Any
 
 from engine.parsers import goxml
 from engine.parsers.base import (
     GO_SPACE,
     Parsed,
-    Parser,
     ParserError,
     find_tool,
-    hold_back,
     overlap,
     property_types,
-    split_at_tag,
     think_on,
     tool_call,
     trim,
     trim_left,
     trim_right,
 )
+from engine.parsers.think_tool_tags import TOOL_CLOSE, TOOL_OPEN, State, ThinkToolTagsParser
 from engine.parsers.values import newline_trimmed_value
 
 log = logging.getLogger(__name__)
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
-TOOL_OPEN = "<tool_call>"
-TOOL_CLOSE = "</tool_call>"
 KEY_OPEN = "<arg_key>"
 KEY_CLOSE = "</arg_key>"
 VALUE_OPEN = "<arg_value>"
 VALUE_CLOSE = "</arg_value>"
 _ARG_TAGS = (KEY_OPEN, KEY_CLOSE, VALUE_OPEN, VALUE_CLOSE)
+_ARG_TAG = re.compile("|".join(re.escape(tag) for tag in _ARG_TAGS))
 
 
-class State(Enum):
-    LOOKING_FOR_THINKING_OPEN = auto()
-    THINKING_STARTED_EATING_SPACE = auto()
-    COLLECTING_THINKING = auto()
-    THINKING_DONE_EATING_SPACE = auto()
-    COLLECTING_CONTENT = auto()
-    TOOL_STARTED_EATING_SPACE = auto()
-    COLLECTING_TOOL = auto()
-
-
-class GLM46Parser(Parser):
+class GLM46Parser(ThinkToolTagsParser):
     has_tool_support = True
     has_thinking_support = True
 
     def __init__(self) -> None:
-        self.state = State.LOOKING_FOR_THINKING_OPEN
-        self.buffer = ""
+        super().__init__()
         self.tools: list[dict[str, Any]] = []
-        self.call_index = 0
 
     def init(self, tools, last_message, think):
         self.tools = tools or []
@@ -67,26 +50,18 @@ class GLM46Parser(Parser):
 
     def add(self, text: str, done: bool) -> Parsed:
         self.buffer += text
-        events = self._events()
+        events = self._events(done)
         if done and self.state in (State.TOOL_STARTED_EATING_SPACE, State.COLLECTING_TOOL):
             try:
                 events.append(("call", self._finish_call()))
             except (goxml.XMLError, ValueError) as e:
                 raise ParserError(f"incomplete GLM tool call: {e}") from None
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        for kind, value in events:
-            if kind == "call":
-                call = parse_tool_call(value, self.tools)
-                call["function"]["index"] = self.call_index
-                self.call_index += 1
-                calls.append(call)
-            elif kind == "thinking":
-                thinking.append(value)
-            else:
-                content.append(value)
-        return Parsed("".join(content), "".join(thinking), calls)
+        return self._parsed(events, self._parse_call)
+
+    def _parse_call(self, raw: str) -> dict[str, Any]:
+        if not raw:
+            log.warning("glm46 tool call closing tag found but no content before it")
+        return parse_tool_call(raw, self.tools)
 
     def _finish_call(self) -> str:
         """At the end of the output only the closing `</tool_call>` may be missing, and the call must name
@@ -119,65 +94,6 @@ class GLM46Parser(Parser):
         self.state = State.COLLECTING_CONTENT
         return raw
 
-    def _events(self) -> list[tuple[str, str]]:
-        events: list[tuple[str, str]] = []
-        more = True
-        while more:
-            event, more = self._eat()
-            if event is not None:
-                events.append(event)
-        return events
-
-    def _eat_space_then(self, state: State) -> tuple[None, bool]:
-        self.buffer = trim_left(self.buffer)
-        if not self.buffer:
-            return None, False
-        self.state = state
-        return None, True
-
-    def _let_out(self, kind: str, *tags: str) -> tuple[tuple[str, str] | None, bool]:
-        end = hold_back(self.buffer, *tags)
-        out, self.buffer = self.buffer[:end], self.buffer[end:]
-        return ((kind, out) if out else None), False
-
-    def _eat(self) -> tuple[tuple[str, str] | None, bool]:
-        acc = self.buffer
-        if self.state == State.LOOKING_FOR_THINKING_OPEN:
-            trimmed = trim_left(acc)
-            if trimmed.startswith(THINK_OPEN):
-                self.buffer = trim_left(trimmed[len(THINK_OPEN):])
-                self.state = State.COLLECTING_THINKING if self.buffer else State.THINKING_STARTED_EATING_SPACE
-                return None, True
-            if THINK_OPEN.startswith(trimmed):
-                return None, False
-            self.state = State.COLLECTING_CONTENT
-            return None, True
-        if self.state == State.THINKING_STARTED_EATING_SPACE:
-            return self._eat_space_then(State.COLLECTING_THINKING)
-        if self.state == State.COLLECTING_THINKING:
-            if THINK_CLOSE in acc:
-                thinking, self.buffer = split_at_tag(acc, THINK_CLOSE, True)
-                self.state = State.COLLECTING_CONTENT if self.buffer else State.THINKING_DONE_EATING_SPACE
-                return (("thinking", thinking) if thinking else None), True
-            return self._let_out("thinking", THINK_CLOSE)
-        if self.state == State.THINKING_DONE_EATING_SPACE:
-            return self._eat_space_then(State.COLLECTING_CONTENT)
-        if self.state == State.COLLECTING_CONTENT:
-            if TOOL_OPEN in acc:
-                before, self.buffer = split_at_tag(acc, TOOL_OPEN, True)
-                self.state = State.COLLECTING_TOOL if self.buffer else State.TOOL_STARTED_EATING_SPACE
-                return (("content", before) if before else None), True
-            return self._let_out("content", TOOL_OPEN)
-        if self.state == State.TOOL_STARTED_EATING_SPACE:
-            return self._eat_space_then(State.COLLECTING_TOOL)
-        if TOOL_CLOSE in acc:
-            raw, self.buffer = split_at_tag(acc, TOOL_CLOSE, True)
-            if not raw:
-                log.warning("glm46 tool call closing tag found but no content before it")
-            self.state = State.COLLECTING_CONTENT
-            return ("call", raw), True
-        return None, False
-
 
 class GLM47Parser(GLM46Parser):
     """GLM-4.7's prompt ends with `<think>` when thinking is on, so output starts inside it."""
@@ -200,24 +116,7 @@ class GlmOcrParser(GLM46Parser):
 
 def escape_content(s: str) -> str:
     """Escape the text between the argument tags so that only those tags are markup."""
-    out: list[str] = []
-    in_tag = False
-    for i, c in enumerate(s):
-        if c == "<" and s.startswith(_ARG_TAGS, i):
-            in_tag = True
-        if in_tag:
-            out.append(c)
-            if c == ">":
-                in_tag = False
-        elif c == "&":
-            out.append("&amp;")
-        elif c == "<":
-            out.append("&lt;")
-        elif c == ">":
-            out.append("&gt;")
-        else:
-            out.append(c)
-    return "".join(out)
+    return goxml.escape_outside(s, _ARG_TAG)
 
 
 def repair_xml(s: str) -> str:

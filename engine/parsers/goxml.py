@@ -201,3 +201,19 @@ def escape_text(s: str) -> str:
         else:
             out.append(c)
     return "".join(out)
+
+
+def escape_outside(text: str, markup: re.Pattern[str]) -> str:
+    """The text with `&`, `<` and `>` escaped everywhere but in the matches of `markup`, so that only those
+    are tags to the XML reader (model output is not XML: a `<` in an argument value is just a character)."""
+    out: list[str] = []
+    last = 0
+    for match in markup.finditer(text):
+        out += [_escape_markup(text[last:match.start()]), match.group()]
+        last = match.end()
+    out.append(_escape_markup(text[last:]))
+    return "".join(out)
+
+
+def _escape_markup(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

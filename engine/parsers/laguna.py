@@ -10,8 +10,8 @@ from typing import Any
 
 from engine.parsers import gojson
 from engine.parsers.base import (
+    BufferedParser,
     Parsed,
-    Parser,
     ParserError,
     find_tool,
     overlap,
@@ -42,15 +42,14 @@ class State(Enum):
     TOOL = auto()
 
 
-class LagunaParser(Parser):
+class LagunaParser(BufferedParser):
     has_tool_support = True
     has_thinking_support = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.state = State.THINKING
-        self.buffer = ""
         self.tools: list[dict[str, Any]] = []
-        self.call_index = 0
         self.thinking_enabled = False
         self.thinking_suppressed = False
         self.allow_open_tag = False
@@ -91,11 +90,6 @@ class LagunaParser(Parser):
             if not progress:
                 break
         return Parsed("".join(content), "".join(thinking), calls)
-
-    def _number(self, call: dict[str, Any]) -> dict[str, Any]:
-        call["function"]["index"] = self.call_index
-        self.call_index += 1
-        return call
 
     def _thinking(self, done: bool) -> tuple[bool, str]:
         acc = self.buffer

@@ -12,8 +12,9 @@ from engine.parsers import gojson
 from engine.parsers.base import (
     ASCII_SPACE,
     Parsed,
-    Parser,
-    hold_back,
+    Step,
+    StepParser,
+    continues_assistant,
     think_on,
     tool_call,
     tool_name,
@@ -38,14 +39,13 @@ class State(Enum):
     COLLECTING_TOOL_CALLS = auto()
 
 
-class LFM2Parser(Parser):
+class LFM2Parser(StepParser):
     has_tool_support = True
 
     def __init__(self, thinking: bool) -> None:
+        super().__init__()
         self.has_thinking_support = thinking
         self.state = State.LOOKING_FOR_THINKING
-        self.buffer = ""
-        self.call_index = 0
         self.trim_thinking_start = False
         self.trim_content_start = False
         self.tool_names: set[str] = set()
@@ -55,8 +55,7 @@ class LFM2Parser(Parser):
         self.tool_names = {tool_name(tool) for tool in tools or [] if tool_name(tool)}
         self.call_index = 0
         self.has_tools = bool(tools)
-        prefill = last_message is not None and last_message.get("role") == "assistant"
-        if not (self.has_thinking_support and think_on(think)) or (prefill and last_message.get("content")):
+        if not (self.has_thinking_support and think_on(think)) or continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT
         else:
             self.state = State.LOOKING_FOR_THINKING
@@ -69,35 +68,18 @@ class LFM2Parser(Parser):
             if not trimmed.startswith(THINK_OPEN):  # a partial <think> can no longer complete
                 self.buffer = trimmed
                 self.state = State.COLLECTING_CONTENT
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        while self.buffer:
-            kind, value, more = self._eat()
-            if kind == "calls":
-                calls += value
-            elif kind == "thinking":
-                thinking.append(value)
-            elif kind == "content":
-                content.append(value)
-            if not more:
-                break
-        text_out = "".join(content)
-        if done and not calls and self.has_tools:
+        parsed = self._parsed(self._events(done))
+        if done and not parsed.calls and self.has_tools:
             # some outputs carry a bare call list without the wrapper tags
             try:
-                fallback = parse_tool_calls(trim(text_out))
+                fallback = parse_tool_calls(trim(parsed.content))
             except ValueError:
                 fallback = []
             if fallback and (not self.tool_names or all(c["function"]["name"] in self.tool_names for c in fallback)):
-                text_out = ""
-                calls = fallback
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed(text_out, "".join(thinking), calls)
+                return Parsed("", parsed.thinking, self._numbered(fallback))
+        return parsed
 
-    def _eat(self) -> tuple[str, Any, bool]:
+    def _eat(self, done: bool) -> Step:
         acc = self.buffer
         if self.state == State.LOOKING_FOR_THINKING:
             trimmed = trim_left(acc)
@@ -125,11 +107,8 @@ class LFM2Parser(Parser):
                 self.state = State.COLLECTING_CONTENT
                 self.trim_thinking_start = False
                 self.trim_content_start = not self.buffer
-                thought = trim_right(thought)
-                return ("thinking", thought, True) if thought else ("", "", True)
-            end = hold_back(acc, THINK_CLOSE)
-            out, self.buffer = acc[:end], acc[end:]
-            return ("thinking", out, False) if out else ("", "", False)
+                return self._found("thinking", trim_right(thought), True)
+            return self._let_out("thinking", THINK_CLOSE)
         if self.state == State.COLLECTING_CONTENT:
             if self.trim_content_start:
                 acc = self.buffer = trim_left(acc)
@@ -138,10 +117,9 @@ class LFM2Parser(Parser):
             if CALL_START in acc:
                 before, _, self.buffer = acc.partition(CALL_START)
                 self.state = State.COLLECTING_TOOL_CALLS
-                before = trim_right(before)
-                return ("content", before, True) if before else ("", "", True)
+                return self._found("content", trim_right(before), True)
             self.buffer = ""
-            return ("content", acc, False) if acc else ("", "", False)
+            return self._found("content", acc, False)
         at = acc.find(CALL_END)
         if at == -1:
             return "", "", False

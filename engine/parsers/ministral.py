@@ -8,10 +8,11 @@ from typing import Any
 from engine.parsers import gojson
 from engine.parsers.base import (
     Parsed,
-    Parser,
     ParserError,
+    Step,
+    StepParser,
+    continues_assistant,
     find_tool,
-    hold_back,
     overlap,
     tool_call,
     trim_left,
@@ -31,22 +32,20 @@ class State(Enum):
     COLLECTING_TOOL_ARGS = auto()
 
 
-class MinistralParser(Parser):
+class MinistralParser(StepParser):
     has_tool_support = True
 
     def __init__(self, thinking: bool = False) -> None:
+        super().__init__()
         self.has_thinking_support = thinking
         self.state = State.COLLECTING_CONTENT
-        self.buffer = ""
         self.tools: list[dict[str, Any]] = []
-        self.call_index = 0
         self.pending_name = ""
 
     def init(self, tools, last_message, think):
         self.tools = tools or []
         self.call_index = 0
-        prefill = last_message is not None and last_message.get("role") == "assistant"
-        if not self.has_thinking_support or (prefill and last_message.get("content")):
+        if not self.has_thinking_support or continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT
         else:
             self.state = State.COLLECTING_THINKING
@@ -54,32 +53,19 @@ class MinistralParser(Parser):
 
     def add(self, text: str, done: bool) -> Parsed:
         self.buffer += text
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        more = True
-        while more:
-            events, more = self._eat()
-            for kind, value, args in events:
-                if kind == "content":
-                    content.append(value)
-                elif kind == "thinking":
-                    thinking.append(value)
-                else:
-                    tool = find_tool(self.tools, value)
-                    if tool is None:
-                        raise ParserError(f"tool '{value}' not found")
-                    try:
-                        arguments = gojson.loads_arguments(args)
-                    except gojson.GoJSONError as e:
-                        raise ParserError(str(e)) from None
-                    calls.append(tool_call(value, arguments))
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed("".join(content), "".join(thinking), calls)
+        return self._parsed(self._events(done), self._call)
 
-    def _eat(self) -> tuple[list[tuple[str, str, str]], bool]:
+    def _call(self, name_and_arguments: tuple[str, str]) -> dict[str, Any]:
+        name, raw_arguments = name_and_arguments
+        if find_tool(self.tools, name) is None:
+            raise ParserError(f"tool '{name}' not found")
+        try:
+            arguments = gojson.loads_arguments(raw_arguments)
+        except gojson.GoJSONError as e:
+            raise ParserError(str(e)) from None
+        return tool_call(name, arguments)
+
+    def _eat(self, done: bool) -> Step:
         acc = self.buffer
         if self.state == State.COLLECTING_CONTENT:
             for tag, state in ((TOOL_CALLS, State.COLLECTING_TOOL_NAME), (THINK, State.COLLECTING_THINKING)):
@@ -87,35 +73,32 @@ class MinistralParser(Parser):
                 if found:
                     self.buffer = after
                     self.state = state
-                    before = trim_right(before)
-                    return ([("content", before, "")] if before else []), True
-            end = hold_back(acc, TOOL_CALLS, THINK)
-            self.buffer = acc[end:]
-            return ([("content", acc[:end], "")] if end else []), False
+                    return self._found("content", trim_right(before), True)
+            return self._let_out("content", TOOL_CALLS, THINK)
         if self.state == State.COLLECTING_THINKING:
             thought, found, after = acc.partition(THINK_END)
             if found:
                 self.buffer = trim_left(after)
                 self.state = State.COLLECTING_CONTENT
-                return ([("thinking", thought, "")] if thought else []), True
+                return self._found("thinking", thought, True)
             held = overlap(acc, THINK_END)
             out, self.buffer = acc[:len(acc) - held], acc[len(acc) - held:]
-            return ([("thinking", out, "")] if out else []), False
+            return self._found("thinking", out, False)
         if self.state == State.COLLECTING_TOOL_NAME:
             name, found, after = acc.partition(ARGS)
             if not found:
-                return [], False
+                return "", "", False
             self.pending_name = name
             self.buffer = after
             self.state = State.COLLECTING_TOOL_ARGS
-            return [], True
+            return "", "", True
         end = json_end(acc)
         if end == -1:
-            return [], False
+            return "", "", False
         name, self.pending_name = self.pending_name, ""
         self.buffer = acc[end + 1:]
         self.state = State.COLLECTING_CONTENT
-        return [("call", name, acc[:end + 1])], True
+        return "call", (name, acc[:end + 1]), True
 
 
 def json_end(s: str) -> int:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from enum import Enum, auto
 
-from engine.parsers.base import Parsed, Parser, hold_back, overlap, think_on, trim_left, trim_right
+from engine.parsers.base import (
+    Parsed,
+    Parser,
+    continues_assistant,
+    hold_back,
+    overlap,
+    think_on,
+    trim_left,
+    trim_right,
+)
 from engine.parsers.qwen3coder import Qwen3CoderParser
 
 THINK_OPEN = "<think>"
@@ -37,8 +46,7 @@ class Nemotron3NanoParser(Parser):
         self.maybe_open_tag = False
         self.skip_thinking_space = False
         thinking = think is None or think_on(think)
-        prefill = last_message is not None and last_message.get("role") == "assistant"
-        if not thinking or (prefill and last_message.get("content")):
+        if not thinking or continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT
         else:
             self.state = State.COLLECTING_THINKING

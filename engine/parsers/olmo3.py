@@ -8,7 +8,19 @@ import re
 from enum import Enum, auto
 from typing import Any
 
-from engine.parsers.base import Parsed, Parser, hold_back, overlap, tool_call, trim, trim_left, trim_right
+from engine.parsers.base import (
+    Parsed,
+    Parser,
+    Step,
+    StepParser,
+    continues_assistant,
+    hold_back,
+    overlap,
+    tool_call,
+    trim,
+    trim_left,
+    trim_right,
+)
 from engine.parsers.values import parse_float, parse_int
 
 log = logging.getLogger(__name__)
@@ -26,13 +38,12 @@ class State(Enum):
     TOOL_CALLS_DONE = auto()
 
 
-class Olmo3Parser(Parser):
+class Olmo3Parser(StepParser):
     has_tool_support = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.state = State.CONTENT
-        self.buffer = ""
-        self.call_index = 0
 
     def init(self, tools, last_message, think):
         self.state = State.CONTENT
@@ -44,44 +55,33 @@ class Olmo3Parser(Parser):
         if done:
             rest, self.buffer = self.buffer, ""
             return Parsed(rest if self.state == State.CONTENT else "", "", [])
-        content: list[str] = []
-        calls: list[dict[str, Any]] = []
-        while self.buffer:
-            out, found, more = self._eat()
-            content.append(out)
-            calls += found
-            if not more:
-                break
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed("".join(content), "", calls)
+        return self._parsed(self._events(done))
 
-    def _eat(self) -> tuple[str, list[dict[str, Any]], bool]:
+    def _eat(self, done: bool) -> Step:
         acc = self.buffer
         if self.state == State.CONTENT:
             before, found, after = acc.partition(CALLS_OPEN)
             if found:
                 self.buffer = after
                 self.state = State.TOOL_CALLS
-                return before, [], True
+                return "content", before, True
             held = overlap(acc, CALLS_OPEN)
             self.buffer = acc[len(acc) - held:]
-            return acc[:len(acc) - held], [], False
+            return "content", acc[:len(acc) - held], False
         if self.state == State.TOOL_CALLS:
             block, found, after = acc.partition(CALLS_CLOSE)
             if not found:
-                return "", [], False
+                return "", "", False
             self.buffer = after
             self.state = State.TOOL_CALLS_DONE
             try:
-                return "", parse_function_calls(block), True
+                return "calls", parse_function_calls(block), True
             except ValueError as e:
                 log.debug("failed to parse olmo3 function calls: %s", e)
-                return "", [], True
+                return "", "", True
         self.buffer = ""
         self.state = State.CONTENT
-        return acc, [], False
+        return "content", acc, False
 
 
 def parse_function_calls(text: str) -> list[dict[str, Any]]:
@@ -213,8 +213,7 @@ class Olmo3ThinkParser(Parser):
         self.buffer = ""
 
     def init(self, tools, last_message, think):
-        prefill = last_message is not None and last_message.get("role") == "assistant"
-        self.thinking = not (prefill and last_message.get("content"))
+        self.thinking = not continues_assistant(last_message)
         return tools
 
     def add(self, text: str, done: bool) -> Parsed:

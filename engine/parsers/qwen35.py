@@ -3,14 +3,20 @@ calls are qwen3-coder's."""
 
 from __future__ import annotations
 
-import logging
 from enum import Enum, auto
 from typing import Any
 
-from engine.parsers.base import Parsed, Parser, hold_back, overlap, split_at_tag, think_on, trim_left
+from engine.parsers.base import (
+    Parsed,
+    Step,
+    StepParser,
+    continues_assistant,
+    overlap,
+    split_at_tag,
+    think_on,
+    trim_left,
+)
 from engine.parsers.qwen3coder import Qwen3CoderParser
-
-log = logging.getLogger(__name__)
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -23,14 +29,14 @@ class State(Enum):
     COLLECTING_CONTENT = auto()
 
 
-class Qwen35Parser(Parser):
+class Qwen35Parser(StepParser):
     has_tool_support = True
     has_thinking_support = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.tools = Qwen3CoderParser()
         self.state = State.COLLECTING_THINKING
-        self.buffer = ""
         self.allow_open_tag = False  # some checkpoints repeat the prompt's <think>; strip one
         self.trim_thinking_start = False
 
@@ -38,10 +44,9 @@ class Qwen35Parser(Parser):
         self.buffer = ""
         self.tools = Qwen3CoderParser()
         self.tools.init(tools, None, None)
-        thinking = True if think is None else think_on(think)
-        prefill = bool(last_message) and last_message.get("role") == "assistant" and bool(last_message.get("content"))
-        self.state = State.COLLECTING_THINKING if thinking and not prefill else State.COLLECTING_CONTENT
-        self.allow_open_tag = thinking and not prefill
+        thinking = (True if think is None else think_on(think)) and not continues_assistant(last_message)
+        self.state = State.COLLECTING_THINKING if thinking else State.COLLECTING_CONTENT
+        self.allow_open_tag = thinking
         self.trim_thinking_start = False
         return tools
 
@@ -50,14 +55,12 @@ class Qwen35Parser(Parser):
         content: list[str] = []
         thinking: list[str] = []
         calls: list[dict[str, Any]] = []
-        more = True
-        while more:
-            kind, value, more = self._eat()
-            if kind == "content":
+        for kind, value in self._events(done):
+            if kind == "content":  # the tool calls in it are qwen3-coder's, numbered there
                 parsed = self.tools.add(value, done)
                 content.append(parsed.content)
                 calls += parsed.calls
-            elif kind == "thinking":
+            else:
                 thinking.append(value)
         return Parsed("".join(content), "".join(thinking), calls)
 
@@ -76,7 +79,7 @@ class Qwen35Parser(Parser):
         self.allow_open_tag = False
         return False, False
 
-    def _eat(self) -> tuple[str, str, bool]:
+    def _eat(self, done: bool) -> Step:
         if self.state == State.COLLECTING_THINKING:
             acc = self.buffer
             handled, go_on = self._open_tag(acc)
@@ -90,25 +93,14 @@ class Qwen35Parser(Parser):
             if THINK_CLOSE in acc:
                 thinking, self.buffer = split_at_tag(acc, THINK_CLOSE, True)
                 self.state = State.COLLECTING_CONTENT if self.buffer else State.THINKING_DONE_EATING_SPACE
-                return ("thinking", thinking, True) if thinking else ("", "", True)
+                return self._found("thinking", thinking, True)
             if TOOL_OPEN in acc and not (overlap(acc, THINK_CLOSE) or overlap(acc, TOOL_OPEN)):
                 # the model sometimes opens a tool call without closing its thinking first
                 thinking, tooling = split_at_tag(acc, TOOL_OPEN, True)
                 self.buffer = thinking + THINK_CLOSE + TOOL_OPEN + tooling
                 return "", "", True
-            end = hold_back(acc, THINK_CLOSE, TOOL_OPEN)
-            out, self.buffer = acc[:end], acc[end:]
-            return ("thinking", out, False) if out else ("", "", False)
+            return self._let_out("thinking", THINK_CLOSE, TOOL_OPEN)
         if self.state == State.THINKING_DONE_EATING_SPACE:
-            self.buffer = trim_left(self.buffer)
-            if not self.buffer:
-                return "", "", False
-            self.state = State.COLLECTING_CONTENT
-            return "", "", True
-        if self.state == State.COLLECTING_CONTENT:
-            content, self.buffer = self.buffer, ""
-            return ("content", content, False) if content else ("", "", False)
-        log.warning("qwen3.5 parser entered unknown state; resetting to content mode")
-        self.state = State.COLLECTING_CONTENT
-        return "", "", False
-
+            return self._skip_space_then(State.COLLECTING_CONTENT)
+        content, self.buffer = self.buffer, ""
+        return self._found("content", content, False)

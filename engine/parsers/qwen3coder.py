@@ -8,8 +8,8 @@ from typing import Any
 
 from engine.parsers import goxml
 from engine.parsers.base import (
+    BufferedParser,
     Parsed,
-    Parser,
     ParserError,
     find_tool,
     hold_back,
@@ -27,14 +27,13 @@ _TAG = re.compile(r"<(\w+)=([^>]+)>", re.ASCII)
 _XML_TAG = re.compile(r"</?(?:function|parameter)(?:[\t\n\f\r ]+name=\"[^\"]*\")?>")
 
 
-class Qwen3CoderParser(Parser):
+class Qwen3CoderParser(BufferedParser):
     has_tool_support = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.in_call = False
-        self.buffer = ""
         self.tools: list[dict[str, Any]] = []
-        self.call_index = 0
 
     def init(self, tools, last_message, think):
         self.tools = tools or []
@@ -47,10 +46,7 @@ class Qwen3CoderParser(Parser):
         calls: list[dict[str, Any]] = []
         for is_call, value in self._events():
             if is_call:
-                call = parse_tool_call(value, self.tools)
-                call["function"]["index"] = self.call_index
-                self.call_index += 1
-                calls.append(call)
+                calls.append(self._number(parse_tool_call(value, self.tools)))
             else:
                 content.append(value)
         return Parsed("".join(content), "", calls)
@@ -98,15 +94,4 @@ def _to_xml(raw: str) -> str:
     """`<tag=value>` becomes `<tag name="value">`; all other text is escaped so that only function and
     parameter tags are markup."""
     transformed = _TAG.sub(lambda m: f'<{m.group(1)} name="{goxml.escape_text(m.group(2))}">', raw)
-    out: list[str] = []
-    last = 0
-    for match in _XML_TAG.finditer(transformed):
-        out.append(_escape_text_node(transformed[last:match.start()]))
-        out.append(match.group())
-        last = match.end()
-    out.append(_escape_text_node(transformed[last:]))
-    return "".join(out)
-
-
-def _escape_text_node(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return goxml.escape_outside(transformed, _XML_TAG)

@@ -7,7 +7,15 @@ from enum import Enum, auto
 from typing import Any
 
 from engine.parsers import gojson
-from engine.parsers.base import Parsed, Parser, ParserError, hold_back, split_at_tag, tool_call, trim_left
+from engine.parsers.base import (
+    Parsed,
+    ParserError,
+    Step,
+    StepParser,
+    continues_assistant,
+    split_at_tag,
+    tool_call,
+)
 
 THINK_CLOSE = "</think>"
 TOOL_OPEN = "<tool_call>"
@@ -22,19 +30,17 @@ class State(Enum):
     TOOL_DONE_EATING_SPACE = auto()
 
 
-class Qwen3VLParser(Parser):
+class Qwen3VLParser(StepParser):
     has_tool_support = True
 
     def __init__(self, thinking: bool) -> None:
+        super().__init__()
         self.has_thinking_support = thinking
         self.state = State.COLLECTING_THINKING
-        self.buffer = ""
-        self.call_index = 0
 
     def init(self, tools, last_message, think):
         self.call_index = 0
-        prefill = last_message is not None and last_message.get("role") == "assistant"
-        if not self.has_thinking_support or (prefill and last_message.get("content")):
+        if not self.has_thinking_support or continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT
         else:
             self.state = State.COLLECTING_THINKING
@@ -42,35 +48,15 @@ class Qwen3VLParser(Parser):
 
     def add(self, text: str, done: bool) -> Parsed:
         self.buffer += text
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[dict[str, Any]] = []
-        more = True
-        while more:
-            kind, value, more = self._eat()
-            if kind == "call":
-                calls.append(parse_json_function(value))
-            elif kind == "thinking":
-                thinking.append(value)
-            elif kind == "content":
-                content.append(value)
-        for call in calls:
-            call["function"]["index"] = self.call_index
-            self.call_index += 1
-        return Parsed("".join(content), "".join(thinking), calls)
+        return self._parsed(self._events(done), parse_json_function)
 
-    def _let_out(self, kind: str, *tags: str) -> tuple[str, str, bool]:
-        end = hold_back(self.buffer, *tags)
-        out, self.buffer = self.buffer[:end], self.buffer[end:]
-        return (kind, out, False) if out else ("", "", False)
-
-    def _eat(self) -> tuple[str, str, bool]:
+    def _eat(self, done: bool) -> Step:
         acc = self.buffer
         if self.state == State.COLLECTING_CONTENT:
             if TOOL_OPEN in acc:
                 before, self.buffer = split_at_tag(acc, TOOL_OPEN, False)
                 self.state = State.COLLECTING_TOOL
-                return ("content", before, True) if before else ("", "", True)
+                return self._found("content", before, True)
             return self._let_out("content", TOOL_OPEN)
         if self.state == State.COLLECTING_TOOL:
             raw, found, after = acc.partition(TOOL_CLOSE)
@@ -85,18 +71,14 @@ class Qwen3VLParser(Parser):
             if tool_at != -1 and (close_at == -1 or tool_at < close_at):
                 before, self.buffer = split_at_tag(acc, TOOL_OPEN, False)
                 self.state = State.COLLECTING_TOOL
-                return ("thinking", before, True) if before else ("", "", True)
+                return self._found("thinking", before, True)
             if close_at != -1:
                 thinking, self.buffer = split_at_tag(acc, THINK_CLOSE, True)
                 self.state = State.COLLECTING_CONTENT if self.buffer else State.THINKING_DONE_EATING_SPACE
-                return ("thinking", thinking, True) if thinking else ("", "", True)
+                return self._found("thinking", thinking, True)
             return self._let_out("thinking", THINK_CLOSE, TOOL_OPEN)
         # after </think> or a tool call: skip whitespace, then content
-        self.buffer = trim_left(acc)
-        if not self.buffer:
-            return "", "", False
-        self.state = State.COLLECTING_CONTENT
-        return "", "", True
+        return self._skip_space_then(State.COLLECTING_CONTENT)
 
 
 def parse_json_function(raw: str) -> dict[str, Any]:
