@@ -20,7 +20,7 @@ from modelstore.gguf import read_gguf
 from tests.layouts.gemma3 import ollama_gemma3
 from tests.layouts.ollama import Value, ollama_copy, read_values
 from tests.layouts.tiny import VOCAB, hyperparameters, tiny_model, tokenizer_values
-from tests.layouts.vision import pixtral_tower, qwen25vl_tower
+from tests.layouts.vision import pixtral_tower, qwen3vl_tower, qwen25vl_tower
 
 U, F, A, B, I32, S = (GGUFValueType.UINT32, GGUFValueType.FLOAT32, GGUFValueType.ARRAY, GGUFValueType.BOOL,
                       GGUFValueType.INT32, GGUFValueType.STRING)
@@ -287,7 +287,7 @@ CASES = {
 
 
 # Architectures whose projector the tests run: the real (tiny) tower Ollama's converter would write.
-TOWERS = {"qwen25vl": qwen25vl_tower, "mistral3": pixtral_tower}
+TOWERS = {"qwen25vl": qwen25vl_tower, "mistral3": pixtral_tower, "qwen3vl": qwen3vl_tower}
 
 
 def with_tower(name: str, original: Path, destination: Path) -> Path:
