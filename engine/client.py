@@ -93,6 +93,8 @@ class RunnerProcess:
         self._queues: dict[int, asyncio.Queue[object]] = {}
         self._closing = False
         self._exit_error: RunnerError | None = None
+        # Called once if the process exits without being asked to (the scheduler counts crashes).
+        self.on_crash: Callable[[], None] | None = None
         self._router = asyncio.create_task(self._route())
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -247,6 +249,8 @@ class RunnerProcess:
         self._exit_error = RunnerError(message)
         if not self._closing:
             _log_failure(self.pid, self._exit_error.message, self._last_error)
+            if self.on_crash is not None:
+                self.on_crash()
         for queue in self._queues.values():
             queue.put_nowait(_Terminated())
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -65,6 +66,17 @@ class ModelSpec:
     train_ctx: int = 0
     embedding: bool = False  # load for embeddings (one sequence, pooled outputs) instead of generation
     vision: bool = False
+
+
+@dataclass
+class SchedulerCounters:
+    """Running totals the server exports as metrics (the engine itself knows nothing of them). Keyed by
+    the model's display name."""
+
+    runner_starts: Counter[str] = field(default_factory=Counter)
+    # Runners that exited unasked: while loading (the load failed) or after.
+    runner_crashes: Counter[str] = field(default_factory=Counter)
+    queue_rejections: int = 0
 
 
 @dataclass
@@ -124,6 +136,7 @@ class Scheduler:
         self._loaded: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()
         self._pending = 0
+        self.counters = SchedulerCounters()
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -156,6 +169,10 @@ class Scheduler:
         if loaded.ref_count == 0:
             await self._close(loaded)
 
+    def queue_depth(self) -> int:
+        """Requests waiting for a model to load (bounded by max_queue)."""
+        return self._pending
+
     def loaded(self) -> list[LoadedModel]:
         return sorted(self._loaded.values(), key=lambda m: m.expiry(), reverse=True)
 
@@ -180,6 +197,7 @@ class Scheduler:
         if self._usable(loaded, load_key):
             return self._attach(loaded, spec, keep_alive)
         if self._pending >= self.max_queue:
+            self.counters.queue_rejections += 1
             raise QueueFull()
         self._pending += 1
         try:
@@ -253,7 +271,13 @@ class Scheduler:
             rpc_servers=plan.rpc_servers,
             tensor_split=plan.tensor_split() if plan.rpc_servers else [],
         )
-        runner = await RunnerProcess.start(load_spec, load_timeout=self.load_timeout)
+        self.counters.runner_starts[spec.name] += 1
+        try:
+            runner = await RunnerProcess.start(load_spec, load_timeout=self.load_timeout)
+        except RunnerError:
+            self.counters.runner_crashes[spec.name] += 1
+            raise
+        runner.on_crash = lambda: self.counters.runner_crashes.update([spec.name])
         session = self.default_keep_alive if keep_alive is None else keep_alive
         loaded = LoadedModel(spec=spec, runner=runner, load_key=load_key, num_ctx=num_ctx, session=session,
                              slots=asyncio.Semaphore(parallel), memory=plan)

@@ -51,6 +51,7 @@ from modelstore.blobs import fsync_directory
 from modelstore.store import ModelStore
 from registry import rangeget
 from registry.inorder import InOrderHash
+from registry.transfers import TRANSFERS
 from registry.transport import Cancelled, NotFound, RegistryClient, RegistryError
 
 log = logging.getLogger(__name__)
@@ -851,6 +852,7 @@ class _RunSink:
             unit.done += len(piece)
             self.received += len(piece)
             download.bytes_fetched += len(piece)
+            TRANSFERS.add_pulled(len(piece))
             offset += len(piece)
             data = data[len(piece):]
         spare = download._hash.offer(start, received)

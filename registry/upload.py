@@ -28,6 +28,7 @@ from modelstore.names import Name, parse_name
 from modelstore.store import ModelStore
 from registry.auth import go_query_encode
 from registry.download import MAX_RETRIES, part_plan, retry_delay
+from registry.transfers import TRANSFERS
 from registry.transport import RegistryClient, RegistryError
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class BlobUpload:
                 position += len(chunk)
                 md5.update(chunk)
                 sent += len(chunk)
+                TRANSFERS.add_pushed(len(chunk))
                 self.completed = base + sent
                 yield chunk
         finally:

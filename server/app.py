@@ -21,7 +21,9 @@ from server.envconfig import Settings, load_settings
 from server.http import APIError, ClientGone, error_response, gone_response
 from server.inference import load_pinned
 from server.lifecycle import DrainMiddleware, preload
+from server.metrics import Metrics
 from server.middleware import GuardMiddleware
+from server.observe import ObserveMiddleware
 from server.routes import anthropic as anthropic_routes
 from server.routes import docs, inference, models, oci, registry, system
 from server.routes import openai as openai_routes
@@ -56,7 +58,7 @@ def build_state(settings: Settings) -> ServerState:
         prepare=preparer(store.derived),
         rpc_servers=settings.rpc_servers,
     )
-    return ServerState(settings=settings, store=store, scheduler=scheduler)
+    return ServerState(settings=settings, store=store, scheduler=scheduler, metrics=Metrics(scheduler))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -83,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(KeyMiddleware, keys=settings.api_keys)
     # Added last, so outermost: CORS and the Host check come before the key.
     app.add_middleware(GuardMiddleware, origins=settings.origins, loopback_only=_is_loopback(settings.host.host))
+    # Outermost: every request is observed, the refused ones included.
+    app.add_middleware(ObserveMiddleware, observers=[state.metrics.request_done],
+                       routes=[route for router in app.state.routers for route in router.routes])
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> Response:

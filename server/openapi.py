@@ -60,7 +60,7 @@ class Doc:
     stream: type[BaseModel] | None = None
     statuses: tuple[int, ...] = ()
     binary_body: bool = False
-    text: str | None = None
+    text: bool = False
     example: dict[str, Any] | None = None
     description: str = ""
     parameters: dict[str, dict[str, Any]] | None = None
@@ -129,10 +129,10 @@ def _success(doc: Doc, refs: dict[type[BaseModel], dict[str, Any]], family: Fami
     responses: dict[str, Any] = {}
     for status in doc.statuses:
         responses[str(status)] = {"description": "done; no body"}
-    if doc.text is not None or doc.response is not None or doc.stream is not None:
+    if doc.text or doc.response is not None or doc.stream is not None:
         content: dict[str, Any] = {}
-        if doc.text is not None:
-            content["text/plain"] = {"schema": {"type": "string", "const": doc.text}}
+        if doc.text:
+            content["text/plain"] = {"schema": {"type": "string"}}
         if doc.response is not None:
             content.update(_content(refs[doc.response], JSON))
         if doc.stream is not None:

@@ -10,6 +10,7 @@ from engine.scheduler import Scheduler
 from modelstore.store import ModelStore
 from server.envconfig import Settings
 from server.lifecycle import Lifecycle
+from server.metrics import Metrics
 
 
 @dataclass
@@ -17,6 +18,7 @@ class ServerState:
     settings: Settings
     store: ModelStore
     scheduler: Scheduler
+    metrics: Metrics
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
 
 

@@ -14,6 +14,7 @@ from server import anthropic, inference
 from server.api import RequestError
 from server.api_anthropic import MessagesRequest, MessagesResponse, StreamEvent, parse
 from server.http import APIError, collect_unless_gone, read_json
+from server.observe import observed
 from server.openai import sse_response
 from server.openapi import documented
 from server.state import get_state
@@ -53,7 +54,7 @@ async def messages(request: Request) -> Response:
     # Claude Code and other clients ask for thinking whatever the model: a model that cannot think ignores it.
     if native.think is not None and not await _can_think(state.store, native.model):
         native.think = None
-    chunks = inference.chat(state.store, state.scheduler, native, started)
+    chunks = observed(request, inference.chat(state.store, state.scheduler, native, started), started, state.metrics)
     msg_id = anthropic.message_id()
     if req.stream:
         converter = anthropic.StreamConverter(msg_id, native.model, anthropic.estimate_tokens(req))

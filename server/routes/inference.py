@@ -22,6 +22,7 @@ from server.api import (
     parse_request,
 )
 from server.http import APIError, collect_unless_gone, json_response, read_json, stream_response
+from server.observe import embedded, observed, record_of
 from server.openapi import documented
 from server.state import get_state
 
@@ -69,7 +70,7 @@ async def generate(request: Request) -> Response:
     started = time.perf_counter()
     state = get_state(request)
     req: GenerateRequest = parse_request(GenerateRequest, await read_json(request))
-    chunks = inference.generate(state.store, state.scheduler, req, started)
+    chunks = observed(request, inference.generate(state.store, state.scheduler, req, started), started, state.metrics)
     single, chunks = await _single_if_done(chunks)
     if single is not None:
         return json_response(GenerateResponse.model_validate(single).wire())
@@ -84,7 +85,7 @@ async def chat(request: Request) -> Response:
     started = time.perf_counter()
     state = get_state(request)
     req: ChatRequest = parse_request(ChatRequest, await read_json(request))
-    chunks = inference.chat(state.store, state.scheduler, req, started)
+    chunks = observed(request, inference.chat(state.store, state.scheduler, req, started), started, state.metrics)
     single, chunks = await _single_if_done(chunks)
     if single is not None:
         return json_response(ChatResponse.model_validate(single).wire())
@@ -97,7 +98,9 @@ async def chat(request: Request) -> Response:
 async def embed(request: Request) -> Response:
     state = get_state(request)
     req: EmbedRequest = parse_request(EmbedRequest, await read_json(request))
-    return json_response(await embeddings.embed(state.store, state.scheduler, req))
+    result = await embeddings.embed(state.store, state.scheduler, req)
+    embedded(request, state.metrics, req.model, result)
+    return json_response(result)
 
 
 @router.post("/api/embeddings")
@@ -106,4 +109,5 @@ async def embed(request: Request) -> Response:
 async def legacy_embeddings(request: Request) -> Response:
     state = get_state(request)
     req: EmbeddingRequest = parse_request(EmbeddingRequest, await read_json(request))
+    record_of(request).model = req.model
     return json_response(await embeddings.embeddings(state.store, state.scheduler, req))

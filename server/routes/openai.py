@@ -28,6 +28,7 @@ from server.api_openai import (
 )
 from server.embed import embed
 from server.http import APIError, collect_unless_gone, read_json
+from server.observe import embedded, observed
 from server.openapi import documented
 from server.state import get_state
 
@@ -78,7 +79,7 @@ async def chat_completions(request: Request) -> Response:
         native = openai.chat_request(req)
     except RequestError as e:
         return openai.error_response(str(e), 400)
-    chunks = inference.chat(state.store, state.scheduler, native, started)
+    chunks = observed(request, inference.chat(state.store, state.scheduler, native, started), started, state.metrics)
     completion_id = openai.chat_id()
     return await _stream_or_whole(
         request, chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
@@ -98,7 +99,8 @@ async def completions(request: Request) -> Response:
         native = openai.completion_request(req)
     except RequestError as e:
         return openai.error_response(str(e), 400)
-    chunks = inference.generate(state.store, state.scheduler, native, started)
+    chunks = observed(request, inference.generate(state.store, state.scheduler, native, started), started,
+                      state.metrics)
     completion_id = openai.completion_id()
     return await _stream_or_whole(
         request, chunks, stream=req.stream and not native.debug_render_only, stream_options=req.stream_options,
@@ -119,6 +121,7 @@ async def embeddings(request: Request) -> Response:
         return openai.error_response(str(e), 400)
     try:
         result = await embed(state.store, state.scheduler, native)
+        embedded(request, state.metrics, native.model, result)
     except APIError as e:
         return _error(e)
     return openai.json_response(openai.embedding_list(req.model or "", result, encoding))

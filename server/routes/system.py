@@ -10,6 +10,7 @@ from modelstore import gojson
 from server.api import ProcessResponse, ReadyResponse, VersionResponse
 from server.http import json_response
 from server.lifecycle import READY_PATH, Phase
+from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.openapi import documented
 from server.state import get_state
 from server.version import VERSION
@@ -18,7 +19,7 @@ router = APIRouter()
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
-@documented("Liveness", text="Ollama is running")
+@documented("Liveness: `Ollama is running`", text=True)
 async def root() -> Response:
     return Response(b"Ollama is running", media_type="text/plain; charset=utf-8")
 
@@ -49,6 +50,12 @@ async def ready(request: Request) -> Response:
         return json_response({"status": "ready"})
     message = "server is starting" if phase is Phase.STARTING else "server is shutting down"
     return json_response({"error": message}, 503)
+
+
+@router.get("/metrics")
+@documented("Prometheus metrics, in the text exposition format (see the README for each metric)", text=True)
+async def metrics(request: Request) -> Response:
+    return Response(get_state(request).metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
 
 @router.get("/api/ps")
