@@ -21,6 +21,7 @@ from server.envconfig import Settings, load_settings
 from server.http import APIError, ClientGone, error_response, gone_response
 from server.inference import load_pinned
 from server.lifecycle import DrainMiddleware, preload
+from server.logs import log_request
 from server.metrics import Metrics
 from server.middleware import GuardMiddleware
 from server.observe import ObserveMiddleware
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so outermost: CORS and the Host check come before the key.
     app.add_middleware(GuardMiddleware, origins=settings.origins, loopback_only=_is_loopback(settings.host.host))
     # Outermost: every request is observed, the refused ones included.
-    app.add_middleware(ObserveMiddleware, observers=[state.metrics.request_done],
+    app.add_middleware(ObserveMiddleware, observers=[state.metrics.request_done, log_request],
                        routes=[route for router in app.state.routers for route in router.routes])
 
     @app.exception_handler(APIError)

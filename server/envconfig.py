@@ -142,6 +142,33 @@ def parse_host(raw: str) -> Host:
     return Host(scheme, host or "127.0.0.1", port)
 
 
+TRACE = 5  # Ollama's trace level (slog -8), below logging.DEBUG
+LOG_FORMATS = ("text", "json")
+
+
+def _log_level(raw: str) -> int:
+    """OLLAMA_DEBUG as Ollama reads it: a boolean (true: debug), else an integer n for slog's level -4n, so 2
+    is trace and -1 warnings; as a `logging` level."""
+    lowered = raw.lower()
+    if lowered in ("1", "t", "true"):
+        return logging.DEBUG
+    try:
+        slog_level = -4 * int(raw)
+    except ValueError:
+        return logging.INFO
+    if slog_level <= -8:
+        return TRACE
+    return max(TRACE, logging.INFO + slog_level * 5 // 2)
+
+
+def _log_format(raw: str) -> str:
+    lowered = raw.lower()
+    if lowered and lowered not in LOG_FORMATS:
+        log.warning("invalid environment variable, using default: POLLAMA_LOG_FORMAT=%s default=text", raw)
+        return "text"
+    return lowered or "text"
+
+
 class SettingsError(ValueError):
     """A setting that cannot be honoured; the server refuses to start rather than run without it."""
 
@@ -184,6 +211,8 @@ class Settings:
     shutdown_timeout: float = 30.0
     preload: tuple[str, ...] = ()
     rpc_servers: tuple[str, ...] = ()
+    log_level: int = logging.INFO
+    log_format: str = "text"
 
 
 def load_settings() -> Settings:
@@ -204,7 +233,9 @@ def load_settings() -> Settings:
         gpu_overhead=_uint("OLLAMA_GPU_OVERHEAD", 0),
         kv_cache_type=_var("OLLAMA_KV_CACHE_TYPE"),
         flash_attention=_bool("OLLAMA_FLASH_ATTENTION") if flash else None,
-        debug=_bool("OLLAMA_DEBUG"),
+        debug=_log_level(_var("OLLAMA_DEBUG")) <= logging.DEBUG,
+        log_level=_log_level(_var("OLLAMA_DEBUG")),
+        log_format=_log_format(_var("POLLAMA_LOG_FORMAT")),
         serve_registry=_bool("POLLAMA_SERVE_REGISTRY"),
         api_keys=_api_keys(_var("POLLAMA_API_KEYS")),
         shutdown_timeout=_seconds_env(_var("POLLAMA_SHUTDOWN_TIMEOUT"), 30.0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -29,7 +30,10 @@ from modelstore.model import Model, load_model
 from modelstore.names import Name, parse_name
 from modelstore.store import ModelStore
 from server.api import ChatRequest, GenerateRequest
+from server.envconfig import TRACE
 from server.http import APIError
+
+log = logging.getLogger(__name__)
 
 
 def now_text() -> str:
@@ -209,6 +213,8 @@ def parse_builtin(parser: Parser, text: str, done: bool) -> tuple[str, str, list
 
 
 async def _completion(loaded: LoadedModel, request: CompletionRequest) -> AsyncIterator[Any]:
+    # Prompts only at trace (OLLAMA_DEBUG=2), as Ollama logs them.
+    log.log(TRACE, "completion request: prompt=%r", request.prompt)
     async with loaded.slot():
         try:
             async for event in loaded.runner.completion(request):

@@ -50,7 +50,10 @@ class DrainingServer(uvicorn.Server):
 
 def serve(app: FastAPI, settings: Settings) -> int:
     config = uvicorn.Config(app, host=settings.host.host, port=settings.host.port,
-                            log_level="debug" if settings.debug else "info",
+                            log_level=settings.log_level,
+                            # uvicorn's loggers go through the root handler (text or JSON); the request
+                            # log replaces its access log
+                            log_config=None, access_log=False,
                             # the drain has already waited for the requests in flight
                             timeout_graceful_shutdown=1)
     DrainingServer(config, app.state.pollama).run()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 from server.cli.client import CLIError
@@ -14,14 +13,14 @@ def serve(_client: None, parsed: Parsed) -> int:
     from server.app import create_app
     from server.bundled import ensure_bundled_model
     from server.envconfig import SettingsError, load_settings
+    from server.logs import configure_logging
     from server.serve import serve as serve_app
 
     try:
         settings = load_settings()
     except SettingsError as e:
         raise CLIError(str(e)) from None
-    logging.basicConfig(level=logging.DEBUG if settings.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     if parsed["bundled"]:
         store = app.state.pollama.store
