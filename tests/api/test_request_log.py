@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 
 import httpx
 import pytest
@@ -24,11 +25,20 @@ def _generate(server: Server) -> dict:
     return answer.json()
 
 
+def _log_once_it_has(server: Server, text: str) -> str:
+    """The log, once `text` is in it: a request's line is written just after its answer is sent."""
+    deadline = time.monotonic() + 30
+    while text not in (log := server.output()):
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{log}"
+        time.sleep(0.05)
+    return log
+
+
 def test_text_lines_and_no_prompt(server_factory) -> None:
     server = server_factory(bundled=True)
     body = _generate(server)
     assert httpx.post(server.url + "/api/show", json={"model": "absent"}).status_code == 404
-    log = server.output()
+    log = _log_once_it_has(server, "POST /api/show 404")
     line = next(line for line in log.splitlines() if "pollama.requests: POST /api/generate 200" in line)
     assert f"model={MODEL}" in line
     assert f"prompt_tokens={body['prompt_eval_count']}" in line
@@ -42,7 +52,7 @@ def test_text_lines_and_no_prompt(server_factory) -> None:
 def test_json_lines_and_the_prompt_at_trace(server_factory) -> None:
     server = server_factory({"POLLAMA_LOG_FORMAT": "json", "OLLAMA_DEBUG": "2"}, bundled=True)
     body = _generate(server)
-    log = server.output()
+    log = _log_once_it_has(server, "POST /api/generate 200")
     entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert len(entries) >= 0.9 * len([line for line in log.splitlines() if line.strip()])
     request = next(e for e in entries if e["logger"] == "pollama.requests" and e["path"] == "/api/generate")
