@@ -357,6 +357,15 @@ class ReadyResponse(_Response):
     status: str
 
 
+class CloudStatus(_Response):
+    disabled: bool
+    source: str = Field(description="`env` (OLLAMA_NO_CLOUD), `config` or `both`")
+
+
+class StatusResponse(_Response):
+    cloud: CloudStatus
+
+
 class ModelDetails(_Response):
     parent_model: str = ""
     format: str = ""

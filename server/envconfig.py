@@ -213,6 +213,7 @@ class Settings:
     rpc_servers: tuple[str, ...] = ()
     log_level: int = logging.INFO
     log_format: str = "text"
+    no_cloud: bool = False
 
 
 def load_settings() -> Settings:
@@ -236,6 +237,7 @@ def load_settings() -> Settings:
         debug=_log_level(_var("OLLAMA_DEBUG")) <= logging.DEBUG,
         log_level=_log_level(_var("OLLAMA_DEBUG")),
         log_format=_log_format(_var("POLLAMA_LOG_FORMAT")),
+        no_cloud=_bool("OLLAMA_NO_CLOUD"),
         serve_registry=_bool("POLLAMA_SERVE_REGISTRY"),
         api_keys=_api_keys(_var("POLLAMA_API_KEYS")),
         shutdown_timeout=_seconds_env(_var("POLLAMA_SHUTDOWN_TIMEOUT"), 30.0),

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from engine.memory import Estimate
 from modelstore import gojson
-from server.api import ProcessResponse, ReadyResponse, VersionResponse
+from server.api import ProcessResponse, ReadyResponse, StatusResponse, VersionResponse
 from server.http import json_response
 from server.lifecycle import READY_PATH, Phase
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -58,7 +58,17 @@ async def metrics(request: Request) -> Response:
     return Response(get_state(request).metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
 
-@router.get("/api/ps")
+@router.get("/api/status")
+@documented("Server status; pollama has no cloud, so `cloud.disabled` is always true", response=StatusResponse)
+async def status(request: Request) -> Response:
+    # Ollama's sources: "env" (OLLAMA_NO_CLOUD), "config" (its server config), "both". pollama's own
+    # configuration has no cloud at all, so it is always at least "config".
+    source = "both" if get_state(request).settings.no_cloud else "config"
+    return json_response({"cloud": {"disabled": True, "source": source}})
+
+
+# Ollama routes GET only; POST answers the same (some descriptions of the API list it).
+@router.api_route("/api/ps", methods=["GET", "POST"])
 @documented("Loaded models", response=ProcessResponse)
 async def ps(request: Request) -> Response:
     models = []
