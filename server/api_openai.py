@@ -8,9 +8,9 @@ as decoded JSON and checked by the translation in `server/openai.py`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from server.api import RequestError, parse_request
 
@@ -101,6 +101,101 @@ class EmbedRequest(_Request):
     model: str | None = None
     dimensions: int | None = None
     encoding_format: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# /v1/responses requests (Ollama's openai/responses.go). `input` and the content of its items take several
+# shapes, so they stay decoded JSON here and server/responses.py reads them into the item models below.
+
+
+class ResponsesReasoning(_Request):
+    effort: str | None = None
+    generate_summary: str | None = None
+    summary: str | None = None
+
+
+class ResponsesTextFormat(_Request):
+    type: str | None = None
+    name: str | None = None
+    schema_: Any = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponsesText(_Request):
+    format: ResponsesTextFormat | None = None
+
+
+class ResponsesTool(_Request):
+    type: str | None = None
+    name: str | None = None
+    description: str | None = None
+    strict: bool | None = None
+    parameters: dict[str, Any] | None = None
+    tools: list[ResponsesTool] | None = Field(None, description="a `namespace` tool's member functions")
+
+
+INPUT_SCHEMA = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}, {"type": "null"}],
+    "description": "a user message, or items: `message` (role, content as a string or `input_text`, "
+                   "`output_text` and `input_image` parts), `function_call`, `function_call_output`, `reasoning`",
+}
+
+
+class ResponsesRequest(_Request):
+    model: str | None = None
+    background: bool | None = None
+    conversation: Any = None
+    include: list[str] | None = None
+    input: Annotated[Any, WithJsonSchema(INPUT_SCHEMA)] = None
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+    reasoning: ResponsesReasoning | None = None
+    temperature: float | None = None
+    text: ResponsesText | None = None
+    top_p: float | None = None
+    truncation: str | None = None
+    tools: list[ResponsesTool] | None = None
+    stream: bool | None = None
+
+
+class ResponsesTextContent(_Request):
+    type: str | None = None
+    text: str | None = None
+
+
+class ResponsesImageContent(_Request):
+    type: str | None = None
+    detail: str | None = None
+    file_id: str | None = None
+    image_url: str | None = None
+
+
+class ResponsesFileContent(_Request):
+    type: str | None = None
+    file_data: str | None = None
+    file_id: str | None = None
+    file_url: str | None = None
+    filename: str | None = None
+
+
+class ResponsesFunctionCall(_Request):
+    id: str | None = None
+    type: str | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ResponsesReasoningSummary(_Request):
+    type: str | None = None
+    text: str | None = None
+
+
+class ResponsesReasoningInput(_Request):
+    id: str | None = None
+    type: str | None = None
+    summary: list[ResponsesReasoningSummary] | None = None
+    encrypted_content: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -241,6 +336,60 @@ class Model(_Response):
 class ModelList(_Response):
     object: str = "list"
     data: list[Model] | None = Field(description="`null` when no model is installed, as in Ollama")
+
+
+class ResponsesUsage(_Response):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    input_tokens_details: dict[str, int]
+    output_tokens_details: dict[str, int]
+
+
+class ResponsesResponse(_Response):
+    """A whole Responses answer, and the `response` of the stream's created, in_progress and completed events."""
+
+    id: str
+    object: str = "response"
+    created_at: int
+    completed_at: int | None
+    status: str
+    incomplete_details: dict[str, Any] | None
+    model: str
+    previous_response_id: str | None
+    instructions: str | None
+    output: list[dict[str, Any]] = Field(description="`reasoning`, `function_call` and `message` items")
+    error: dict[str, Any] | None
+    tools: list[dict[str, Any]]
+    tool_choice: Any
+    truncation: str
+    parallel_tool_calls: bool
+    text: dict[str, Any]
+    top_p: float
+    presence_penalty: float
+    frequency_penalty: float
+    top_logprobs: int
+    temperature: float
+    reasoning: dict[str, Any] | None
+    usage: ResponsesUsage | None
+    max_output_tokens: int | None
+    max_tool_calls: int | None
+    store: bool
+    background: bool
+    service_tier: str
+    metadata: dict[str, Any]
+    safety_identifier: str | None
+    prompt_cache_key: str | None
+
+
+class ResponsesStreamEvent(_Response):
+    """The data of one server-sent event; the event's name is its `type` (`response.created`,
+    `response.output_text.delta`, ... `response.completed`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    sequence_number: int
 
 
 def parse(model: type[_Request], body: Any) -> Any:

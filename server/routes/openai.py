@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from modelstore.model import load_model
 from modelstore.names import parse_name
-from server import inference, openai
+from server import inference, openai, responses
 from server.api import RequestError
 from server.api_openai import (
     ChatCompletion,
@@ -24,6 +24,9 @@ from server.api_openai import (
     EmbedRequest,
     Model,
     ModelList,
+    ResponsesRequest,
+    ResponsesResponse,
+    ResponsesStreamEvent,
     parse,
 )
 from server.embed import embed
@@ -107,6 +110,35 @@ async def completions(request: Request) -> Response:
         chunker=lambda usage: openai.CompletionChunker(completion_id, native.model, int(time.time()), usage),
         whole=lambda collected: openai.completion(completion_id, inference.join_chunks(
             collected, chat_request=False, with_tools=False)))
+
+
+@router.post("/v1/responses")
+@documented("OpenAI Responses (input items, instructions, function tools, reasoning, text.format json_schema)",
+            request=ResponsesRequest, response=ResponsesResponse, stream=ResponsesStreamEvent,
+            example={"model": "smollm2:135m", "input": "Hello!", "max_output_tokens": 8, "temperature": 0})
+async def create_response(request: Request) -> Response:
+    started = time.perf_counter()
+    state = get_state(request)
+    try:
+        req: ResponsesRequest = parse(ResponsesRequest, await _body(request))
+        native = responses.chat_request(req)
+    except RequestError as e:
+        return openai.error_response(str(e), 400)
+    chunks = observed(request, inference.chat(state.store, state.scheduler, native, started), started, state.metrics)
+    resp_id, item_id = responses.response_id(), responses.message_item_id()
+    if req.stream:
+        converter = responses.StreamConverter(req, resp_id, item_id)
+        return await openai.sse_response(
+            chunks, lambda chunk: [responses.sse_event(*event) for event in converter.process(chunk)],
+            on_error_before=_error,
+            on_error_after=lambda e: [responses.sse_event(*converter.failed(e.message))],
+            headers={"cache-control": "no-cache", "connection": "keep-alive"})
+    try:
+        collected = await collect_unless_gone(request, chunks)
+    except APIError as e:
+        return _error(e)
+    final = inference.join_chunks(collected, chat_request=True, with_tools=bool(native.tools))
+    return openai.json_response(responses.whole_response(req, resp_id, item_id, final))
 
 
 @router.post("/v1/embeddings")
