@@ -228,6 +228,53 @@ def llama3_vocabulary() -> list[str]:
     return tokens + [specials.get(i, f"<|reserved_special_token_{i}|>") for i in range(128000, 128256)]
 
 
+def _tensor(original: Path, name: str) -> np.ndarray:
+    """An F32 tensor of a tiny model, numpy order."""
+    info = read_gguf(original)
+    tensor = next(t for t in info.tensors if t.name == name)
+    data = np.memmap(original, dtype=np.float32, mode="r", offset=info.data_offset + tensor.offset,
+                     shape=tuple(reversed(tensor.shape)))
+    return np.array(data)
+
+
+def glmocr(original: Path, destination: Path) -> Path:
+    """GLM-OCR as Ollama stores it: `glmocr` with three M-RoPE sections, its own norm and output names, the
+    feed-forward gate and up apart where llama.cpp's GLM4 joins them (gate first)."""
+    info = read_gguf(original)
+    sections = info.kv["glm4.rope.dimension_sections"]
+    halves = {}
+    for t in info.tensors:
+        if t.name.endswith(".ffn_up.weight"):
+            joined = _tensor(original, t.name)
+            gate, up = np.split(joined, 2)
+            halves[t.name.replace(".ffn_up.", ".ffn_gate.")], halves[t.name] = gate, up
+    return ollama_copy(
+        original, destination, arch="glmocr", rename_key_prefix=("glm4.", "glmocr."),
+        drop_keys=("glmocr.rope.dimension_sections", "glmocr.rope.dimension_count"),
+        set_values={"glmocr.rope.mrope_section": (list(sections[:3]), A, I32), **_vision_keys("glmocr")},
+        rename_tensor=lambda n: None if n.endswith(".ffn_up.weight") else _renamer([
+            (".attn_output.", ".attn_out."), (".post_attention_norm.", ".post_attn_norm."),
+            (".post_ffw_norm.", ".post_ffn_norm.")])(n),
+        extra_tensors={**halves, **_tower()})
+
+
+def nemotron_h_moe(original: Path, destination: Path) -> Path:
+    """Nemotron 3 Super's latent experts: Ollama names the projections `ffn_latent_in/out` and writes no
+    latent size; multi-token-prediction tensors ride along."""
+    return ollama_copy(original, destination, drop_keys=("nemotron_h_moe.moe_latent_size",),
+                       rename_tensor=_renamer([(".ffn_latent_down.", ".ffn_latent_in."),
+                                               (".ffn_latent_up.", ".ffn_latent_out.")]),
+                       extra_tensors={"mtp.layers.0.mixer.experts.0.up_proj.weight": _random(96, 64)})
+
+
+def nemotron_h_omni(original: Path, destination: Path) -> Path:
+    """Nemotron 3 (33B omni): one `nemotron_h_omni` file with the vision and audio towers inside."""
+    return ollama_copy(original, destination, arch="nemotron_h_omni",
+                       rename_key_prefix=("nemotron_h.", "nemotron_h_omni."),
+                       set_values=_vision_keys("nemotron_h_omni"),
+                       extra_tensors={**_tower(), "a.blk.0.ln1.weight": np.ones(16, np.float32)})
+
+
 MLA = {"deepseek2.attention.key_length": (576, U), "deepseek2.attention.value_length": (512, U),
        "deepseek2.rope.dimension_count": (64, U), "deepseek2.attention.key_length_mla": (128, U),
        "deepseek2.attention.value_length_mla": (128, U), "deepseek2.attention.kv_lora_rank": (512, U),
@@ -235,6 +282,12 @@ MLA = {"deepseek2.attention.key_length": (576, U), "deepseek2.attention.value_le
        "deepseek2.expert_group_used_count": (1, U)}
 SECTIONS = ([8, 4, 4, 0], A, I32)  # M-RoPE sections of a 32-wide head
 QWEN3 = ([24, 20, 20, 0], A, I32)  # of a 128-wide head: the Qwen3-VL family's
+
+
+def _nemotron(arch: str) -> dict[str, Value]:
+    """Mamba, Mamba, attention+MLP: per-layer feed-forward and head counts, 0 where a layer has none."""
+    return {f"{arch}.feed_forward_length": ([0, 0, 96], A, U), f"{arch}.attention.head_count": ([2, 0, 2], A, U),
+            f"{arch}.attention.head_count_kv": ([2, 0, 2], A, U)}
 
 
 def _ssm(arch: str) -> dict[str, Value]:
@@ -281,6 +334,11 @@ CASES = {
                            "tokenizer.ggml.eot_token_id": (128009, U)},
                    derived_values={"tokenizer.ggml.eos_token_id": 128009, "tokenizer.ggml.eot_token_id": 128009,
                                    "tokenizer.ggml.pre": "llama-bpe", "tokenizer.ggml.eos_token_ids": [128009]}),
+    "glmocr": Case("glmocr", "glm4", glmocr, values={"glm4.rope.dimension_sections": SECTIONS}),
+    "nemotron_h_moe": Case("nemotron_h_moe", "nemotron_h_moe", nemotron_h_moe, size={"layers": 3, "experts": 2},
+                           values={**_nemotron("nemotron_h_moe"), "nemotron_h_moe.moe_latent_size": (48, U)}),
+    "nemotron_h_omni": Case("nemotron_h_omni", "nemotron_h", nemotron_h_omni, size={"layers": 3},
+                            values=_nemotron("nemotron_h")),
     "glm4moelite": Case("glm4moelite", "deepseek2", glm4moelite,
                         size={"experts": 2, "width": 128, "heads": 1, "kv_heads": 1, "ffn": 192}, values=MLA),
 }
