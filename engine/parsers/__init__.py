@@ -2,7 +2,7 @@
 a gpt-oss model (harmony), has its output split into content, thinking and tool calls by model-specific
 code instead of the tags inferred from its template."""
 
-from engine.parsers.base import Parsed, Parser, ParserError, Think
+from engine.parsers.base import Parsed, Parser, ParserError
 from engine.parsers.registry import PARSER_NAMES, UnknownParser, parser_for_name
 from engine.parsers.selection import (
     capabilities_from_parser,
@@ -11,6 +11,7 @@ from engine.parsers.selection import (
     parser_for_model,
     uses_harmony,
 )
+from engine.thinkvalue import Think
 
 __all__ = [
     "PARSER_NAMES",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-Think = bool | str | None
+from engine.thinkvalue import Think
 
 # unicode.IsSpace: Go's whitespace. Python's str.isspace() also takes \x1c-\x1f, which Go does not.
 GO_SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
@@ -43,13 +43,6 @@ class Parser:
         """The content, thinking and complete tool calls in this piece of output. `done` is True on the
         last call, so held-back text can be let out. Raises ParserError."""
         raise NotImplementedError
-
-
-def think_on(think: Think) -> bool:
-    """Go's ThinkValue.Bool(): true, or one of the levels."""
-    if isinstance(think, bool):
-        return think
-    return think in ("high", "medium", "low", "max")
 
 
 def continues_assistant(last_message: dict[str, Any] | None) -> bool:

@@ -14,12 +14,12 @@ from engine.parsers.base import (
     StepParser,
     continues_assistant,
     overlap,
-    think_on,
     tool_call,
     trim,
     trim_left,
     trim_right,
 )
+from engine.thinkvalue import think_on
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class CohereParser(StepParser):
         self.call_index = 0
         if continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT  # the prompt left <|START_TEXT|> open
-        elif think is None or think_on(think):
+        elif think_on(think, default=True):
             self.state = State.COLLECTING_THINKING
         else:
             self.state = State.AWAITING_BLOCK

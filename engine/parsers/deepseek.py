@@ -9,17 +9,8 @@ from enum import Enum, auto
 from typing import Any
 
 from engine.parsers import gojson
-from engine.parsers.base import (
-    Parsed,
-    Step,
-    StepParser,
-    continues_assistant,
-    think_on,
-    tool_call,
-    trim,
-    trim_left,
-    trim_right,
-)
+from engine.parsers.base import Parsed, Step, StepParser, continues_assistant, tool_call, trim, trim_left, trim_right
+from engine.thinkvalue import think_on
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from engine.parsers.base import (
     Step,
     StepParser,
     overlap,
-    think_on,
     tool_call,
     tool_properties,
     trim,
     trim_left,
     trim_right,
 )
+from engine.thinkvalue import think_on
 from modelstore import gojson as go_json
 
 log = logging.getLogger(__name__)

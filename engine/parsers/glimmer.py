@@ -9,18 +9,9 @@ import logging
 from enum import Enum, auto
 from typing import Any
 
-from engine.parsers.base import (
-    BufferedParser,
-    Parsed,
-    ParserError,
-    overlap,
-    property_types,
-    think_on,
-    tool_call,
-    tool_name,
-    trim,
-)
+from engine.parsers.base import BufferedParser, Parsed, ParserError, overlap, property_types, tool_call, tool_name, trim
 from engine.parsers.values import typed_value
+from engine.thinkvalue import think_on
 from modelstore.gojson import go_quote
 
 log = logging.getLogger(__name__)
@@ -77,7 +68,7 @@ class GlimmerParser(BufferedParser):
             if name:
                 self.tools[name] = tool
         self.call_index = 0
-        self.emit_thinking = think is None or think_on(think)
+        self.emit_thinking = think_on(think, default=True)
         self.content_streamed = False
         return tools
 

@@ -16,7 +16,6 @@ from engine.parsers.base import (
     find_tool,
     overlap,
     property_types,
-    think_on,
     tool_call,
     trim,
     trim_left,
@@ -24,6 +23,7 @@ from engine.parsers.base import (
 )
 from engine.parsers.think_tool_tags import TOOL_CLOSE, TOOL_OPEN, State, ThinkToolTagsParser
 from engine.parsers.values import newline_trimmed_value
+from engine.thinkvalue import think_on
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class GLM47Parser(GLM46Parser):
     def init(self, tools, last_message, think):
         self.tools = tools or []
         self.call_index = 0
-        if think is None or think_on(think):
+        if think_on(think, default=True):
             self.state = State.COLLECTING_THINKING
         return tools
 

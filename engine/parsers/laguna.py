@@ -16,7 +16,6 @@ from engine.parsers.base import (
     find_tool,
     overlap,
     property_types,
-    think_on,
     tool_call,
     trailing_space_len,
     trim,
@@ -24,6 +23,7 @@ from engine.parsers.base import (
     trim_right,
 )
 from engine.parsers.values import newline_trimmed_value
+from engine.thinkvalue import think_on
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"

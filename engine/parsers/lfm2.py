@@ -15,7 +15,6 @@ from engine.parsers.base import (
     Step,
     StepParser,
     continues_assistant,
-    think_on,
     tool_call,
     tool_name,
     trim,
@@ -23,6 +22,7 @@ from engine.parsers.base import (
     trim_right,
 )
 from engine.parsers.values import parse_float, parse_int
+from engine.thinkvalue import think_on
 
 log = logging.getLogger(__name__)
 

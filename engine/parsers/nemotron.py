@@ -5,17 +5,9 @@ from __future__ import annotations
 
 from enum import Enum, auto
 
-from engine.parsers.base import (
-    Parsed,
-    Parser,
-    continues_assistant,
-    hold_back,
-    overlap,
-    think_on,
-    trim_left,
-    trim_right,
-)
+from engine.parsers.base import Parsed, Parser, continues_assistant, hold_back, overlap, trim_left, trim_right
 from engine.parsers.qwen3coder import Qwen3CoderParser
+from engine.thinkvalue import think_on
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -45,7 +37,7 @@ class Nemotron3NanoParser(Parser):
         self.buffer = ""
         self.maybe_open_tag = False
         self.skip_thinking_space = False
-        thinking = think is None or think_on(think)
+        thinking = think_on(think, default=True)
         if not thinking or continues_assistant(last_message):
             self.state = State.COLLECTING_CONTENT
         else:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from engine.parsers import gojson
-from engine.parsers.base import Parsed, ParserError, Step, think_on, tool_call, trim_left
+from engine.parsers.base import Parsed, ParserError, Step, tool_call, trim_left
 from engine.parsers.think_tool_tags import THINK_CLOSE, THINK_OPEN, TOOL_OPEN, State, ThinkToolTagsParser
+from engine.thinkvalue import think_on
 
 
 class Qwen3Parser(ThinkToolTagsParser):
@@ -22,7 +23,7 @@ class Qwen3Parser(ThinkToolTagsParser):
     def init(self, tools, last_message, think):
         self.buffer = ""
         self.call_index = 0
-        thinking = self.default_thinking if think is None else think_on(think)
+        thinking = think_on(think, default=self.default_thinking)
         if self.has_thinking_support and thinking:
             self.state = State.COLLECTING_THINKING
             self.maybe_open_tag = True

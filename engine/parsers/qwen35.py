@@ -6,17 +6,9 @@ from __future__ import annotations
 from enum import Enum, auto
 from typing import Any
 
-from engine.parsers.base import (
-    Parsed,
-    Step,
-    StepParser,
-    continues_assistant,
-    overlap,
-    split_at_tag,
-    think_on,
-    trim_left,
-)
+from engine.parsers.base import Parsed, Step, StepParser, continues_assistant, overlap, split_at_tag, trim_left
 from engine.parsers.qwen3coder import Qwen3CoderParser
+from engine.thinkvalue import think_on
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -44,7 +36,7 @@ class Qwen35Parser(StepParser):
         self.buffer = ""
         self.tools = Qwen3CoderParser()
         self.tools.init(tools, None, None)
-        thinking = (True if think is None else think_on(think)) and not continues_assistant(last_message)
+        thinking = think_on(think, default=True) and not continues_assistant(last_message)
         self.state = State.COLLECTING_THINKING if thinking else State.COLLECTING_CONTENT
         self.allow_open_tag = thinking
         self.trim_thinking_start = False

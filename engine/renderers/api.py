@@ -1,5 +1,6 @@
-"""The request shapes renderers read (Ollama's api.Message, api.Tool, api.ToolCall, api.ThinkValue), decoded
-from API JSON the way Go decodes them, and encoding back to the same JSON bytes as Go's encoding/json."""
+"""The request shapes renderers read (Ollama's api.Message, api.Tool, api.ToolCall; api.ThinkValue is
+engine.thinkvalue), decoded from API JSON the way Go decodes them, and encoding back to the same JSON bytes
+as Go's encoding/json."""
 
 from __future__ import annotations
 
@@ -7,28 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.renderers.gojson import marshal, marshal_ordered, quote
-
-Think = bool | str | None  # api.ThinkValue's Value; None is "not set"
-
-THINK_LEVELS = ("high", "medium", "low", "max")
-
-
-def think_on(think: Think) -> bool:
-    """ThinkValue.Bool(): true, or any level."""
-    if isinstance(think, bool):
-        return think
-    return think in THINK_LEVELS
-
-
-def think_level(think: Think) -> str:
-    """ThinkValue.String(): the level, "medium" for true, "" otherwise."""
-    if isinstance(think, str):
-        return think
-    return "medium" if think is True else ""
-
-
-def think_valid(think: Think) -> bool:
-    return think is None or isinstance(think, bool) or think in THINK_LEVELS
 
 
 def go_value(value: Any) -> Any:
@@ -244,6 +223,5 @@ def tools_from_json(tools: list[dict] | None, numbers: Any = go_value) -> list[T
     return [Tool.from_json(t, numbers) for t in tools or []]
 
 
-__all__ = ["Arguments", "Message", "Properties", "Think", "Tool", "ToolCall", "ToolFunction", "ToolParameters",
-           "ToolProperty", "marshal", "messages_from_json", "quote", "think_level", "think_on", "think_valid",
-           "tools_from_json"]
+__all__ = ["Arguments", "Message", "Properties", "Tool", "ToolCall", "ToolFunction", "ToolParameters", "ToolProperty",
+           "marshal", "messages_from_json", "quote", "tools_from_json"]

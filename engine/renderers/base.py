@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.renderers.api import Message, Think, Tool
+from engine.renderers.api import Message, Tool
+from engine.thinkvalue import Think
 
 
 class RenderError(ValueError):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.renderers.api import Message, Think, Tool, think_on
+from engine.renderers.api import Message, Tool
 from engine.renderers.gojson import marshal, marshal_spaced
+from engine.thinkvalue import Think, think_on
 
 TURN = "<|START_OF_TURN_TOKEN|>"
 END_TURN = "<|END_OF_TURN_TOKEN|>"
@@ -38,7 +39,7 @@ class CohereRenderer:
     leading_bos = "<BOS_TOKEN>"
 
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
-        reasoning = think is None or think_on(think)
+        reasoning = think_on(think, default=True)
         system = ""
         rest = messages
         if messages and messages[0].role.lower() == "system":

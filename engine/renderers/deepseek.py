@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.renderers.api import Message, Think, Tool, think_on
+from engine.renderers.api import Message, Tool
 from engine.renderers.gojson import indent, marshal
+from engine.thinkvalue import Think, think_on
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -29,7 +30,7 @@ class CogitoRenderer:
     leading_bos = BOS
 
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
-        thinking = self.thinking and think is not None and think_on(think)
+        thinking = self.thinking and think_on(think)
         system = ""
         rest = messages
         if messages and messages[0].role == "system":
@@ -89,7 +90,7 @@ class DeepSeek3Renderer:
     leading_bos = BOS
 
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
-        thinking = self.thinking and think is not None and think_on(think)
+        thinking = self.thinking and think_on(think)
         out = [BOS, "\n\n".join(m.content for m in messages if m.role == "system")]
         if tools:
             out.append("\n\n## Tools\nYou have access to the following tools:\n")

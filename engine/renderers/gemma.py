@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.renderers.api import Message, Properties, Think, Tool, ToolCall, ToolProperty, think_on
+from engine.renderers.api import Message, Properties, Tool, ToolCall, ToolProperty
 from engine.renderers.base import tag_images, trim_space
 from engine.renderers.gojson import go_v
+from engine.thinkvalue import Think, think_on
 
 Q = '<|"|>'  # Gemma 4's string delimiter
 
@@ -265,7 +266,7 @@ class Gemma4Renderer:
         has_system = bool(messages) and messages[0].role in ("system", "developer")
         system = messages[0].content if has_system else ""
         rest = messages[1:] if has_system else messages
-        thinking = think is not None and think_on(think)
+        thinking = think_on(think)
         if has_system or tools or thinking:
             out.append("<|turn>system\n")
             if thinking:

@@ -6,9 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from engine.renderers.api import Message, Think, Tool, think_level, think_on
+from engine.renderers.api import Message, Tool
 from engine.renderers.base import tag_images
 from engine.renderers.gojson import add_spaces, go_v, marshal
+from engine.thinkvalue import Think, think_level, think_on
 
 BOS = "<|begin_of_text|>"
 START = "<|start|>"

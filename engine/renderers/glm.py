@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.renderers.api import Arguments, Message, Think, Tool, think_on
+from engine.renderers.api import Arguments, Message, Tool
 from engine.renderers.base import tag_images, trim_space
 from engine.renderers.gojson import add_spaces, go_v, marshal
+from engine.thinkvalue import Think, think_on
 
 _TOOLS_INTRO = ("<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
                 "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n")
@@ -42,7 +43,7 @@ class GLM47Renderer:
         out = ["[gMASK]<sop>"]
         if tools:
             out.append(_tools_section(tools))
-        thinking = think is None or think_on(think)
+        thinking = think_on(think, default=True)
         for i, message in enumerate(messages):
             if message.role == "user":
                 out.append("<|user|>" + message.content)
@@ -76,7 +77,7 @@ class GlmOcrRenderer:
         out = ["[gMASK]<sop>"]
         if tools:
             out.append(_tools_section(tools))
-        no_think = think is not None and not think_on(think)
+        no_think = not think_on(think, default=True)
         offset = 0
         for i, message in enumerate(messages):
             if message.role == "user":

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.renderers.api import Message, Think, Tool, think_on
+from engine.renderers.api import Message, Tool
 from engine.renderers.base import GO_SPACE, trim_space
 from engine.renderers.gojson import marshal_spaced
 from engine.renderers.qwen import format_call_argument
+from engine.thinkvalue import Think, think_on
 
 BOS = "〈|EOS|〉"
 DEFAULT_SYSTEM = ("You are a helpful, conversationally-fluent assistant made by Poolside. You are here to be "
@@ -54,7 +55,7 @@ class LagunaRenderer:
 
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
         out = [BOS]
-        thinking = think is not None and think_on(think)
+        thinking = think_on(think)
         system, first_is_system = _system(messages)
         if trim_space(system) or tools:
             out.append("<system>\n")
@@ -111,7 +112,7 @@ class LagunaV8Renderer:
 
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
         out = [BOS]
-        thinking = think is not None and think_on(think)
+        thinking = think_on(think)
         system, first_is_system = _system(messages)
         has_system = bool(trim_space(system))
         if has_system or tools or thinking:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.renderers.api import Message, Think, Tool, ToolCall, think_on
+from engine.renderers.api import Message, Tool, ToolCall
 from engine.renderers.base import tag_images, trim_space
 from engine.renderers.gojson import marshal
+from engine.thinkvalue import Think, think_on
 
 BOS = "<|startoftext|>"
 CALL_START = "<|tool_call_start|>"
@@ -76,7 +77,7 @@ class LFM2Renderer:
             system += "]<|tool_list_end|>"
         if system:
             out.append("<|im_start|>system\n" + system + "<|im_end|>\n")
-        keep_past_thinking = self.thinking and think is not None and think_on(think)
+        keep_past_thinking = self.thinking and think_on(think)
         last_assistant = max((i for i in range(start, len(messages)) if messages[i].role == "assistant"), default=-1)
         offset = sum(len(m.images) for m in messages[:start])
         for i in range(start, len(messages)):

@@ -5,20 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.renderers.api import (
-    Message,
-    Properties,
-    Think,
-    Tool,
-    ToolCall,
-    ToolParameters,
-    ToolProperty,
-    think_level,
-    think_on,
-)
+from engine.renderers.api import Message, Properties, Tool, ToolCall, ToolParameters, ToolProperty
 from engine.renderers.base import tag_images, trim_space
 from engine.renderers.gojson import go_v, json_float, marshal, strconv_quote
 from engine.renderers.qwen import CALL_FORMAT_REMINDER
+from engine.thinkvalue import Think, think_level, think_on
 
 
 def python_json(value: Any) -> str:
@@ -139,7 +130,7 @@ class Nemotron3NanoRenderer:
     leading_bos = ""
 
     def _thinking(self, messages: list[Message], think: Think) -> bool:
-        thinking = think is None or think_on(think)
+        thinking = think_on(think, default=True)
         if self.v35:
             return thinking
         for message in messages:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.renderers.api import Message, Think, Tool
+from engine.renderers.api import Message, Tool
 from engine.renderers.gojson import marshal, marshal_spaced
+from engine.thinkvalue import Think
 
 OLMO3_SYSTEM = "You are a helpful function-calling AI assistant. "
 OLMO31_SYSTEM = ("You are Olmo, a helpful AI assistant built by Ai2. Your date cutoff is December 2024, and your "

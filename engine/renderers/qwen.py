@@ -8,9 +8,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from engine.renderers.api import Message, Think, Tool, think_level, think_on, think_valid
+from engine.renderers.api import Message, Tool
 from engine.renderers.base import RenderError, tag_images, trim_space
 from engine.renderers.gojson import go_v, marshal, marshal_spaced
+from engine.thinkvalue import Think, think_level, think_on, think_valid
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ class Qwen3VLRenderer:
 
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
         out: list[str] = []
-        thinking = self.thinking if think is None else think_on(think)
+        thinking = think_on(think, default=self.thinking)
         first_system = bool(messages) and messages[0].role == "system"
         if tools:
             out.append(IM_START + "system\n")
@@ -299,7 +300,7 @@ class Qwen35Renderer:
             messages = _fold_qwen38_instructions(messages)
             self._validate(messages)
         out: list[str] = []
-        thinking = self.thinking if think is None else think_on(think)
+        thinking = think_on(think, default=self.thinking)
         guidance = qwen38_reasoning_instructions(think) if self.qwen38 else ""
         first_system = bool(messages) and messages[0].role == "system"
         if tools:
