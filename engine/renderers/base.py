@@ -40,6 +40,15 @@ def tag_images(content: str, count: int, offset: int) -> tuple[str, int]:
     return prefix + content, offset + count
 
 
+def image_content(message: Message, offset: int, img_tags: bool, placeholder: str = "") -> tuple[str, int]:
+    """A message's content with its images: as `[img-N]` tags (tag_images), or else as the model's own
+    placeholder in front, once per image. Returns (content, next offset)."""
+    count = len(message.images)
+    if img_tags:
+        return tag_images(message.content, count, offset)
+    return placeholder * count + message.content, offset + count
+
+
 # unicode.IsSpace: Python's white space less the ASCII separators \x1c-\x1f, which Go does not count
 GO_SPACE = "".join(chr(c) for c in range(0x3000 + 1) if chr(c).isspace() and not 0x1C <= c <= 0x1F)
 

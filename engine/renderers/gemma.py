@@ -26,8 +26,9 @@ def _number(value: Any) -> str | None:
     return None
 
 
-def _value(value: Any, quote: str) -> str:
-    """A tool-call argument: strings quoted, objects as `{key:value}` (keys sorted), lists as `[a,b]`."""
+def _value(value: Any, quote: str, quote_keys: bool = False) -> str:
+    """A value in Gemma's syntax: strings quoted, objects as `{key:value}` (keys sorted; quoted too in a
+    schema), lists as `[a,b]`."""
     if value is None:
         return "null" if quote == Q else go_v(value)
     if isinstance(value, str):
@@ -38,26 +39,11 @@ def _value(value: Any, quote: str) -> str:
     if number is not None:
         return number
     if isinstance(value, dict) and not isinstance(value, Properties):
-        return "{" + ",".join(f"{k}:{_value(value[k], quote)}" for k in sorted(value)) + "}"
+        key_quote = quote if quote_keys else ""
+        return "{" + ",".join(f"{key_quote}{k}{key_quote}:{_value(value[k], quote, quote_keys)}"
+                              for k in sorted(value)) + "}"
     if isinstance(value, list):
-        return "[" + ",".join(_value(v, quote) for v in value) + "]"
-    return go_v(value)
-
-
-def _schema_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return Q + value + Q
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    number = _number(value)
-    if number is not None:
-        return number
-    if isinstance(value, dict) and not isinstance(value, Properties):
-        return "{" + ",".join(f"{Q}{k}{Q}:{_schema_value(value[k])}" for k in sorted(value)) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_schema_value(v) for v in value) + "]"
+        return "[" + ",".join(_value(v, quote, quote_keys) for v in value) + "]"
     return go_v(value)
 
 
@@ -88,11 +74,13 @@ def _simple_any_of(prop: ToolProperty) -> list[str]:
     return out
 
 
-def _schema_of(prop: ToolProperty) -> dict[str, Any]:
+def _schema_of(prop: ToolProperty, declared: bool = False) -> dict[str, Any]:
+    """A property as a schema map. `declared`: as the tool declaration's template prints it, with type
+    unions as the Python repr of the upper-cased list, down through nested properties."""
     out: dict[str, Any] = {}
     types = prop.type or _simple_any_of(prop)
     if types:
-        out["type"] = types[0] if len(types) == 1 else list(types)
+        out["type"] = _typed_union(types) if declared else types[0] if len(types) == 1 else list(types)
     if prop.description:
         out["description"] = prop.description
     if prop.enum:
@@ -100,35 +88,17 @@ def _schema_of(prop: ToolProperty) -> dict[str, Any]:
     if prop.items is not None:
         out["items"] = prop.items
     if prop.properties is not None:
-        out["properties"] = prop.properties
+        out["properties"] = {k: _schema_of(v, True) for k, v in prop.properties.items()} if declared \
+            else prop.properties
     if prop.required:
         out["required"] = prop.required
     return out
 
 
 def _typed_union(types: list[str]) -> str:
-    """A top-level type union as the template prints it: the Python repr of the upper-cased list."""
     if len(types) == 1:
         return types[0]
     return "[" + ", ".join(f"'{t.upper()}'" for t in types) + "]"
-
-
-def _top_level_schema(prop: ToolProperty) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    types = prop.type or _simple_any_of(prop)
-    if types:
-        out["type"] = _typed_union(types)
-    if prop.description:
-        out["description"] = prop.description
-    if prop.enum:
-        out["enum"] = prop.enum
-    if prop.items is not None:
-        out["items"] = prop.items
-    if prop.properties is not None:
-        out["properties"] = {k: _top_level_schema(v) for k, v in prop.properties.items()}
-    if prop.required:
-        out["required"] = prop.required
-    return out
 
 
 def _as_schema_map(value: Any) -> dict[str, Any] | None:
@@ -168,7 +138,7 @@ def _items_spec(items: dict[str, Any]) -> str:
             else:
                 parts.append("")
         else:
-            parts.append(key + ":" + _schema_value(value))
+            parts.append(key + ":" + _value(value, Q, quote_keys=True))
     return ",".join(parts)
 
 
@@ -273,7 +243,7 @@ class Gemma4Renderer:
                 out.append("<|think|>\n")
             out.append(trim_space(system))
             out += [_declaration(t, "<|tool>", "<tool|>", Q,
-                                 lambda props: _properties({k: _top_level_schema(v) for k, v in props.items()}))
+                                 lambda props: _properties({k: _schema_of(v, declared=True) for k, v in props.items()}))
                     for t in tools]
             out.append("<turn|>\n")
         last_user = max((i for i, m in enumerate(rest) if m.role == "user"), default=-1)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.renderers.api import Message, Tool
-from engine.renderers.base import tag_images
-from engine.renderers.gojson import add_spaces, go_v, marshal
+from engine.renderers.base import image_content
+from engine.renderers.gojson import go_v, hf_tojson
 from engine.thinkvalue import Think, think_level, think_on
 
 BOS = "<|begin_of_text|>"
@@ -58,11 +58,6 @@ _REASONING_WORDS = (("Reasoning effort", "Reasoning strength"), ("Reasoning Effo
                     ("reasoning effort", "reasoning strength"), ("REASONING EFFORT", "REASONING STRENGTH"))
 
 
-def glimmer_json(value: Any) -> str:
-    """Transformers 5's tojson: no HTML escaping, a space after `:` and `,`."""
-    return add_spaces(marshal(value, escape_html=False))
-
-
 def _strength(think: Think) -> str:
     if think is None:
         return "high"
@@ -105,12 +100,12 @@ def _system(content: str, tools: list[Tool], strength: str, date: str, default: 
         out.append(f"\n\nReasoning strength: {strength}.")
     if tools:
         out.append("\n\n" + _TOOLS_PREFIX)
-        out += [f'{{"name": {glimmer_json(ns)}, "description": {glimmer_json("")}}}\n' for ns in _namespaces(tools)]
+        out += [f'{{"name": {hf_tojson(ns)}, "description": {hf_tojson("")}}}\n' for ns in _namespaces(tools)]
         out.append("// Function schemas")
         for tool in tools:
             fn = tool.function
-            out.append(f'\n{{"name": {glimmer_json(fn.name)}, "description": {glimmer_json(fn.description)}, '
-                       f'"parameters": {glimmer_json(fn.parameters)}}}')
+            out.append(f'\n{{"name": {hf_tojson(fn.name)}, "description": {hf_tojson(fn.description)}, '
+                       f'"parameters": {hf_tojson(fn.parameters)}}}')
         out.append(_TOOLS_SUFFIX)
     out.append('\n\n# Valid recipients: "self"' + "".join(f', "{ns}.*"' for ns in _namespaces(tools)) + ', "user".')
     return "".join(out) + END_TURN
@@ -133,7 +128,7 @@ def _parameter(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (dict, list)):
-        return glimmer_json(value)
+        return hf_tojson(value)
     return go_v(value)
 
 
@@ -143,11 +138,6 @@ class GlimmerRenderer:
     current_date: str = ""  # the date the prompt states; today when empty
     leading_bos = BOS
 
-    def _content(self, message: Message, offset: int) -> tuple[str, int]:
-        if self.img_tags:
-            return tag_images(message.content, len(message.images), offset)
-        return "<|patch|>" * len(message.images) + message.content, offset + len(message.images)
-
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
         out = [BOS]
         strength = _strength(think)
@@ -156,7 +146,7 @@ class GlimmerRenderer:
                                True))
         offset = 0
         for i, message in enumerate(messages):
-            content, offset = self._content(message, offset)
+            content, offset = image_content(message, offset, self.img_tags, "<|patch|>")
             end = END_MESSAGE if i + 1 < len(messages) and messages[i + 1].role == message.role else END_TURN
             if message.role == "system":
                 out.append(_system(content, tools, strength, "", False))

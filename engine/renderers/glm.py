@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.renderers.api import Arguments, Message, Tool
-from engine.renderers.base import tag_images, trim_space
+from engine.renderers.base import image_content, trim_space
 from engine.renderers.gojson import add_spaces, go_v, marshal
 from engine.thinkvalue import Think, think_on
 
@@ -68,11 +68,6 @@ class GlmOcrRenderer:
     img_tags: bool = False
     leading_bos = ""
 
-    def _content(self, message: Message, offset: int) -> tuple[str, int]:
-        if self.img_tags:
-            return tag_images(message.content, len(message.images), offset)
-        return message.content, offset
-
     def render(self, messages: list[Message], tools: list[Tool], think: Think) -> str:
         out = ["[gMASK]<sop>"]
         if tools:
@@ -81,7 +76,7 @@ class GlmOcrRenderer:
         offset = 0
         for i, message in enumerate(messages):
             if message.role == "user":
-                content, offset = self._content(message, offset)
+                content, offset = image_content(message, offset, self.img_tags)
                 out.append("<|user|>\n" + content)
                 if no_think and not message.content.endswith("/nothink"):
                     out.append("/nothink")
@@ -96,7 +91,7 @@ class GlmOcrRenderer:
             elif message.role == "tool":
                 if i == 0 or messages[i - 1].role != "tool":
                     out.append("<|observation|>")
-                content, offset = self._content(message, offset)
+                content, offset = image_content(message, offset, self.img_tags)
                 out.append("\n<tool_response>\n" + content + "\n</tool_response>\n")
             elif message.role == "system":
                 out.append("<|system|>\n" + message.content + "\n")

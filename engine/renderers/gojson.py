@@ -106,6 +106,12 @@ def marshal_spaced(value: Any, escape_html: bool = True) -> str:
     return add_spaces(marshal(value, escape_html))
 
 
+def hf_tojson(value: Any) -> str:
+    """A Hugging Face chat template's `tojson` (json.dumps with its default separators), as the LFM2 and
+    Glimmer renderers write it: no HTML escaping, a space after `:` and `,`."""
+    return marshal_spaced(value, escape_html=False)
+
+
 def indent(text: str, prefix: str, step: str) -> str:
     """json.MarshalIndent's layout applied to compact Go JSON."""
     out: list[str] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.renderers.api import Message, Tool, ToolCall
 from engine.renderers.base import tag_images, trim_space
-from engine.renderers.gojson import marshal
+from engine.renderers.gojson import hf_tojson
 from engine.thinkvalue import Think, think_on
 
 BOS = "<|startoftext|>"
@@ -17,27 +17,6 @@ RESPONSE_START = "<|tool_response_start|>"
 RESPONSE_END = "<|tool_response_end|>"
 
 
-def lfm2_json(value: Any) -> str:
-    """JSON as the HF template's tojson writes it: no HTML escaping, a space after `:` and `,`."""
-    encoded = marshal(value, escape_html=False)
-    out: list[str] = []
-    in_string = escaped = False
-    for i, c in enumerate(encoded):
-        out.append(c)
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c in ":," and i + 1 < len(encoded) and encoded[i + 1] not in " \n\r\t":
-            out.append(" ")
-    return "".join(out)
-
-
 def _tool_schema(tool: Tool) -> Any:
     return tool.function if tool.function.name else tool
 
@@ -45,7 +24,7 @@ def _tool_schema(tool: Tool) -> Any:
 def _calls(calls: list[ToolCall]) -> str:
     rendered = []
     for call in calls:
-        arguments = ",".join(f"{key}={lfm2_json(call.arguments[key])}" for key in sorted(call.arguments))
+        arguments = ",".join(f"{key}={hf_tojson(call.arguments[key])}" for key in sorted(call.arguments))
         rendered.append(f"{call.name}({arguments})")
     return CALL_START + "[" + ",".join(rendered) + "]" + CALL_END
 
@@ -73,7 +52,7 @@ class LFM2Renderer:
         if tools:
             if system:
                 system += "\n"
-            system += "List of tools: <|tool_list_start|>[" + ", ".join(lfm2_json(_tool_schema(t)) for t in tools)
+            system += "List of tools: <|tool_list_start|>[" + ", ".join(hf_tojson(_tool_schema(t)) for t in tools)
             system += "]<|tool_list_end|>"
         if system:
             out.append("<|im_start|>system\n" + system + "<|im_end|>\n")

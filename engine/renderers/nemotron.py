@@ -179,18 +179,14 @@ class Nemotron3NanoRenderer:
                     out.append(_assistant_content(content, truncate))
                 out.append("<|im_end|>\n")
             elif message.role in ("user", "system"):
-                content = tag_images(message.content, len(message.images), offset)[0] if message.images \
-                    else message.content
+                content, offset = tag_images(message.content, len(message.images), offset)
                 if not self.v35:
                     content = trim_space(strip_think_toggles(content))
                 elif message.role == "user" and i == last_user and medium:
                     content += "\n\n{reasoning effort: efficient}"
-                offset += len(message.images)
                 out.append("<|im_start|>" + message.role + "\n" + content + "<|im_end|>\n")
             elif message.role == "tool":
-                content = tag_images(message.content, len(message.images), offset)[0] if message.images \
-                    else message.content
-                offset += len(message.images)
+                content, offset = tag_images(message.content, len(message.images), offset)
                 if i > 0 and rest[i - 1].role != "tool":
                     out.append("<|im_start|>user\n")
                 out.append("<tool_response>\n" + content + "\n</tool_response>\n")

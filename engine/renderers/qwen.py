@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.renderers.api import Message, Tool
-from engine.renderers.base import RenderError, tag_images, trim_space
+from engine.renderers.base import RenderError, image_content, trim_space
 from engine.renderers.gojson import go_v, marshal, marshal_spaced
 from engine.thinkvalue import Think, think_level, think_on, think_valid
 
@@ -125,11 +125,7 @@ class Qwen3CoderRenderer:
                     if not prefill:
                         out.append(IM_END + "\n")
             elif message.role == "tool":
-                if i == 0 or rest[i - 1].role != "tool":
-                    out.append(IM_START + "user")
-                out.append("\n<tool_response>\n" + message.content + "\n</tool_response>")
-                if last or rest[i + 1].role != "tool":
-                    out.append(IM_END + "\n")
+                out.append(_tool_response(rest, i, message.content))
             else:
                 out.append(IM_START + message.role + "\n" + message.content + IM_END + "\n")
             if last and not prefill:
@@ -137,10 +133,19 @@ class Qwen3CoderRenderer:
         return "".join(out)
 
 
-def _vision_content(message: Message, offset: int, img_tags: bool) -> tuple[str, int]:
-    if img_tags:
-        return tag_images(message.content, len(message.images), offset)
-    return VISION_PLACEHOLDER * len(message.images) + message.content, offset
+def _tool_response(messages: list[Message], i: int, content: str) -> str:
+    """A tool result; a run of them shares one user turn."""
+    opening = IM_START + "user" if i == 0 or messages[i - 1].role != "tool" else ""
+    closing = IM_END + "\n" if i == len(messages) - 1 or messages[i + 1].role != "tool" else ""
+    return opening + "\n<tool_response>\n" + content + "\n</tool_response>" + closing
+
+
+def _answer_turn(thinking: bool, empty_think_block: bool) -> str:
+    """The assistant turn the model answers in: opened inside `<think>` when it thinks, else (for the
+    renderers that do) with an empty think block."""
+    if thinking:
+        return IM_START + "assistant\n<think>\n"
+    return IM_START + "assistant\n" + ("<think>\n\n</think>\n\n" if empty_think_block else "")
 
 
 def _is_tool_response(content: str) -> bool:
@@ -174,13 +179,13 @@ class Qwen3VLRenderer:
         last_query = len(messages) - 1
         for i in range(len(messages) - 1, -1, -1):
             if messages[i].role == "user":
-                content, _ = _vision_content(messages[i], 0, self.img_tags)
+                content, _ = image_content(messages[i], 0, self.img_tags, VISION_PLACEHOLDER)
                 if not _is_tool_response(content):
                     last_query = i
                     break
         offset = 0
         for i, message in enumerate(messages):
-            content, offset = _vision_content(message, offset, self.img_tags)
+            content, offset = image_content(message, offset, self.img_tags, VISION_PLACEHOLDER)
             last = i == len(messages) - 1
             prefill = last and message.role == "assistant"
             if message.role == "user" or (message.role == "system" and i != 0):
@@ -201,17 +206,9 @@ class Qwen3VLRenderer:
                 if not prefill:
                     out.append(IM_END + "\n")
             elif message.role == "tool":
-                if i == 0 or messages[i - 1].role != "tool":
-                    out.append(IM_START + "user")
-                out.append("\n<tool_response>\n" + content + "\n</tool_response>")
-                if last or messages[i + 1].role != "tool":
-                    out.append(IM_END + "\n")
+                out.append(_tool_response(messages, i, content))
             if last and not prefill:
-                out.append(IM_START + "assistant\n")
-                if thinking:
-                    out.append("<think>\n")
-                elif self.empty_think_on_no_think:
-                    out.append("<think>\n\n</think>\n\n")
+                out.append(_answer_turn(thinking, self.empty_think_on_no_think))
         return "".join(out)
 
 
@@ -283,7 +280,7 @@ class Qwen35Renderer:
     leading_bos = ""
 
     def _content(self, message: Message, offset: int) -> tuple[str, int]:
-        return _vision_content(message, offset, self.img_tags)
+        return image_content(message, offset, self.img_tags, VISION_PLACEHOLDER)
 
     def _validate(self, messages: list[Message]) -> None:
         if not messages:
@@ -361,18 +358,10 @@ class Qwen35Renderer:
                 if not prefill:
                     out.append(IM_END + "\n")
             elif message.role == "tool":
-                if i == 0 or messages[i - 1].role != "tool":
-                    out.append(IM_START + "user")
-                out.append("\n<tool_response>\n" + content + "\n</tool_response>")
-                if last or messages[i + 1].role != "tool":
-                    out.append(IM_END + "\n")
+                out.append(_tool_response(messages, i, content))
             elif self.qwen38 and message.role != "system":
                 log.warning("unexpected message role %r (renderer qwen3.8)", message.role)
                 out.append(IM_START + message.role + "\n" + content + IM_END + "\n")
             if last and not prefill:
-                out.append(IM_START + "assistant\n")
-                if thinking:
-                    out.append("<think>\n")
-                elif self.empty_think_on_no_think:
-                    out.append("<think>\n\n</think>\n\n")
+                out.append(_answer_turn(thinking, self.empty_think_on_no_think))
         return "".join(out)

@@ -28,9 +28,9 @@ from engine.renderers.deepseek import CogitoRenderer, DeepSeek3Renderer
 from engine.renderers.gemma import FunctionGemmaRenderer, Gemma4Renderer
 from engine.renderers.glimmer import GlimmerRenderer
 from engine.renderers.glm import GLM47Renderer, GlmOcrRenderer
-from engine.renderers.gojson import marshal_spaced
+from engine.renderers.gojson import hf_tojson, marshal_spaced
 from engine.renderers.laguna import LagunaRenderer, LagunaV8Renderer
-from engine.renderers.lfm2 import LFM2Renderer, lfm2_json
+from engine.renderers.lfm2 import LFM2Renderer
 from engine.renderers.nemotron import Nemotron3NanoRenderer
 from engine.renderers.olmo import Olmo3Renderer, Olmo3ThinkRenderer
 from engine.renderers.qwen import (
@@ -166,7 +166,7 @@ FUNCTIONS = {
     "formatToolDefinitionType": lambda types: [format_definition_type(types)],
     "qwen38ReasoningInstructions": lambda think: [qwen38_reasoning_instructions(think)],
     "LeadingBOSForRenderer": lambda name: [leading_bos(name)],
-    "lfm2JSON": lambda value: [lfm2_json(value)],
+    "lfm2JSON": lambda value: [hf_tojson(value)],
 }
 
 
