@@ -13,6 +13,8 @@ INSERT = "insert"
 VISION = "vision"
 EMBEDDING = "embedding"
 THINKING = "thinking"
+RERANK = "rerank"  # not Ollama's: a cross-encoder, scoring documents against a query
+RANK_POOLING = 4  # llama.cpp's LLAMA_POOLING_TYPE_RANK
 
 
 def model_capabilities(model: Model) -> list[str]:
@@ -29,7 +31,11 @@ def model_capabilities(model: Model) -> list[str]:
                     caps.append(TOOLS)
                 if "<think>" in jinja and "</think>" in jinja:
                     caps.append(THINKING)
-        caps.append(EMBEDDING if f"{arch}.pooling_type" in info.kv else COMPLETION)
+        pooling = info.kv.get(f"{arch}.pooling_type")
+        if pooling is None:
+            caps.append(COMPLETION)
+        else:  # a reranker's pooled output is its scores, not an embedding
+            caps.append(RERANK if pooling == RANK_POOLING else EMBEDDING)
         if f"{arch}.vision.block_count" in info.kv:
             caps.append(VISION)
     if model.projector_paths:

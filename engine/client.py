@@ -29,6 +29,8 @@ from engine.protocol import (
     LoadProgress,
     LoadSpec,
     Reply,
+    Rerank,
+    RerankResult,
     RunnerError,
     RunnerInfo,
     Shutdown,
@@ -170,6 +172,9 @@ class RunnerProcess:
 
     async def embed(self, inputs: list[str]) -> EmbedResult:
         return await self._call(lambda rid: Embed(rid, list(inputs)))  # type: ignore[return-value]
+
+    async def rerank(self, query: str, documents: list[str], truncate: bool) -> RerankResult:
+        return await self._call(lambda rid: Rerank(rid, query, list(documents), truncate))  # type: ignore[return-value]
 
     async def completion(self, req: CompletionRequest) -> AsyncIterator[Token | Done]:
         """Stream a completion. Leaving the loop early (or aclose()) cancels it in the runner.

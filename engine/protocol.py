@@ -100,6 +100,12 @@ class EmbedResult:
     prompt_eval_count: int
 
 
+@dataclass
+class RerankResult:
+    scores: list[float]  # one per document, in the documents' order: the model's raw relevance output
+    prompt_eval_count: int
+
+
 # --- wire messages ------------------------------------------------------------------------------
 
 
@@ -135,6 +141,16 @@ class Embed:
 
 
 @dataclass
+class Rerank:
+    """Score each document against the query, with a reranker (a GGUF whose pooling type is rank)."""
+
+    request_id: int
+    query: str
+    documents: list[str]
+    truncate: bool  # cut a document that does not fit the window, instead of refusing the request
+
+
+@dataclass
 class Shutdown:
     pass
 
@@ -162,7 +178,8 @@ class Failure:
 
 @dataclass
 class Reply:
-    """One event for one request: Token, or a final Done | EmbedResult | Failure | list[int] | str."""
+    """One event for one request: Token, or a final Done | EmbedResult | RerankResult | Failure | list[int] |
+    str."""
 
     request_id: int
     payload: Any

@@ -276,6 +276,24 @@ class EmbeddingRequest(_Request):
     options: dict[str, Any] | None = None
 
 
+DOCUMENTS_SCHEMA = {"anyOf": [{"type": "array", "items": {"anyOf": [
+    {"type": "string"}, {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}]}},
+    {"type": "null"}], "description": "strings, or objects with a `text` (Cohere's and Jina's shape)"}
+
+
+class RerankRequest(_Request):
+    """pollama's own (Ollama has no reranking): score `documents` against `query` with a reranker model."""
+
+    model: str = ""
+    query: str | None = None
+    documents: Annotated[Any, WithJsonSchema(DOCUMENTS_SCHEMA)] = None
+    top_n: int | None = None
+    return_documents: bool = False
+    truncate: bool | None = None
+    keep_alive: KeepAlive = None
+    options: dict[str, Any] | None = None
+
+
 # ---------------------------------------------------------------------------------------------------
 # Responses: field order is Go's; None fields are left out.
 
@@ -438,6 +456,24 @@ class EmbedResponse(_Response):
 
 class EmbeddingResponse(_Response):
     embedding: list[float]
+
+
+class RerankDocument(_Response):
+    text: str
+
+
+class RerankResult(_Response):
+    index: int
+    relevance_score: float = Field(description="the model's raw score: higher is more relevant")
+    document: RerankDocument | None = None
+
+
+class RerankResponse(_Response):
+    model: str
+    results: list[RerankResult] = Field(description="most relevant first, at most `top_n`")
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------------

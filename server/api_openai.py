@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from server.api import RequestError, parse_request
+from server.api import DOCUMENTS_SCHEMA, RequestError, RerankResult, parse_request
 
 
 class _Request(BaseModel):
@@ -156,6 +156,16 @@ class ResponsesRequest(_Request):
     truncation: str | None = None
     tools: list[ResponsesTool] | None = None
     stream: bool | None = None
+
+
+class RerankRequest(_Request):
+    """llama-server's /v1/rerank (Jina's and Cohere's shape)."""
+
+    model: str | None = None
+    query: str | None = None
+    documents: Annotated[Any, WithJsonSchema(DOCUMENTS_SCHEMA)] = None
+    top_n: int | None = None
+    return_documents: bool | None = None
 
 
 class ResponsesTextContent(_Request):
@@ -390,6 +400,18 @@ class ResponsesStreamEvent(_Response):
 
     type: str
     sequence_number: int
+
+
+class RerankUsage(_Response):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class RerankList(_Response):
+    model: str
+    object: str = "list"
+    usage: RerankUsage
+    results: list[RerankResult] = Field(description="most relevant first, at most `top_n`")
 
 
 def parse(model: type[_Request], body: Any) -> Any:

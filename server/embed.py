@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.capabilities import model_capabilities
+from engine.capabilities import RERANK, model_capabilities
 from engine.client import RunnerError
 from engine.options import Options
 from engine.protocol import EmbedResult
@@ -40,7 +40,10 @@ def _resolve(store: ModelStore, raw: str) -> Resolved:
     model = load_model(store, store.canonical_name(name))
     if model is None or model.gguf() is None:
         raise APIError(f"model {gojson.go_quote(raw)} not found, try pulling it first", 404)
-    return Resolved(name, model, model_capabilities(model))
+    capabilities = model_capabilities(model)
+    if RERANK in capabilities:  # its pooled output is a score, not a vector
+        raise APIError(f"{name} does not support embeddings", 400)
+    return Resolved(name, model, capabilities)
 
 
 def normalize(vector: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.capabilities import COMPLETION, EMBEDDING, INSERT, THINKING, TOOLS, model_capabilities
+from engine.capabilities import COMPLETION, EMBEDDING, INSERT, RERANK, THINKING, TOOLS, model_capabilities
 from engine.client import RunnerError
 from engine.grammar import FormatError, format_to_grammar
 from engine.layouts.runnable import sees_images
@@ -72,7 +72,7 @@ def model_spec(resolved: Resolved) -> ModelSpec:
         adapters=tuple(str(p) for p in model.adapter_paths),
         projectors=tuple(str(p) for p in model.projector_paths),
         train_ctx=info.context_length or 0,
-        embedding=EMBEDDING in resolved.capabilities and COMPLETION not in resolved.capabilities,
+        embedding=bool({EMBEDDING, RERANK} & set(resolved.capabilities)) and COMPLETION not in resolved.capabilities,
         vision="vision" in resolved.capabilities,
     )
 

@@ -72,8 +72,8 @@ class Metrics:
         self.decode_rate = Histogram("pollama_decode_tokens_per_second", "Tokens generated per second of "
                                      "decoding, one sample per generation", ["model"], buckets=RATE_BUCKETS,
                                      registry=self.registry)
-        self.prompt_tokens = Counter("pollama_prompt_tokens", "Prompt tokens evaluated (generations and "
-                                     "embeddings)", ["model"], registry=self.registry)
+        self.prompt_tokens = Counter("pollama_prompt_tokens", "Prompt tokens evaluated (generations, "
+                                     "embeddings and reranking)", ["model"], registry=self.registry)
         self.generated_tokens = Counter("pollama_generated_tokens", "Tokens generated", ["model"],
                                         registry=self.registry)
         self.registry.register(EngineCollector(scheduler, transfers))

@@ -43,13 +43,17 @@ class PooledEmbedder:
 
     def embed(self, inputs: list[str]) -> EmbedResult:
         token_lists = [embedding_tokens(self.model, text, self.num_ctx) for text in inputs]
+        return EmbedResult(embeddings=self.pooled(token_lists), prompt_eval_count=sum(len(t) for t in token_lists))
+
+    def pooled(self, token_lists: list[list[int]]) -> list[list[float]]:
+        """The pooled output of each token list (each fits the window), as few decodes as fit."""
         vectors: list[list[float]] = []
         start = 0
         while start < len(token_lists):
             group = self._next_group(token_lists, start)
             vectors.extend(self._decode_group(group))
             start += len(group)
-        return EmbedResult(embeddings=vectors, prompt_eval_count=sum(len(t) for t in token_lists))
+        return vectors
 
     def _next_group(self, token_lists: list[list[int]], start: int) -> list[list[int]]:
         group, total = [token_lists[start]], len(token_lists[start])

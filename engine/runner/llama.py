@@ -102,9 +102,14 @@ class LlamaModel:
         self.n_ctx_train: int = lc.llama_model_n_ctx_train(model)
         self.n_embd: int = lc.llama_model_n_embd(model)
         self.n_embd_out: int = lc.llama_model_n_embd_out(model)
+        self.n_cls_out: int = lc.llama_model_n_cls_out(model)  # a classifier head's outputs (rank pooling)
         self.n_layer: int = lc.llama_model_n_layer(model)
         self.add_bos: bool = bool(lc.llama_vocab_get_add_bos(self.vocab))
+        self.add_eos: bool = bool(lc.llama_vocab_get_add_eos(self.vocab))
+        self.add_sep: bool = bool(lc.llama_vocab_get_add_sep(self.vocab))
         self.bos: int = lc.llama_vocab_bos(self.vocab)
+        self.eos: int = lc.llama_vocab_eos(self.vocab)
+        self.sep: int = lc.llama_vocab_sep(self.vocab)
         self.has_encoder: bool = bool(lc.llama_model_has_encoder(model))
         self.n_swa: int = lc.llama_model_n_swa(model)  # sliding-window attention span; 0 = none
         self.size_bytes: int = lc.llama_model_size(model)
@@ -115,6 +120,11 @@ class LlamaModel:
         buf = ctypes.create_string_buffer(256)
         n = lc.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
         return buf.value.decode("utf-8", errors="replace") if n >= 0 else None
+
+    def named_template(self, name: str) -> str | None:
+        """A GGUF chat template by name (`tokenizer.chat_template.<name>`), e.g. a reranker's `rerank`."""
+        template = lc.llama_model_chat_template(self.model, name.encode())
+        return template.decode("utf-8", errors="replace") if template else None
 
     def pooling_type(self) -> int | None:
         """The GGUF's `<arch>.pooling_type`, or None for a model without one (a generative model)."""
@@ -255,11 +265,13 @@ class LlamaContext:
         lc.llama_set_embeddings(self.ctx, enabled)
 
     def sequence_embedding(self, seq_id: int) -> list[float]:
-        """The pooled vector of a sequence (a context with a pooling type)."""
+        """The pooled vector of a sequence (a context with a pooling type); with rank pooling, the classifier's
+        outputs."""
         pointer = lc.llama_get_embeddings_seq(self.ctx, seq_id)
         if not pointer:
             raise LlamaError("no pooled embedding for the sequence")
-        return pointer[: self.model.n_embd_out]
+        size = self.model.n_cls_out if self.pooling_type == lc.LLAMA_POOLING_TYPE_RANK else self.model.n_embd_out
+        return pointer[:size]
 
     def token_embeddings(self, n_outputs: int) -> np.ndarray:
         """The last decode's per-token vectors, one row per output (a view, valid until the next decode)."""

@@ -13,6 +13,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+import llama_cpp as lc
+
 from engine.protocol import (
     FRAME_HEADER,
     Cancel,
@@ -26,6 +28,8 @@ from engine.protocol import (
     LoadProgress,
     LoadSpec,
     Reply,
+    Rerank,
+    RerankResult,
     Shutdown,
     Tokenize,
     decode_body,
@@ -35,6 +39,7 @@ from engine.runner.embed import PooledEmbedder, SlotEmbedder
 from engine.runner.llama import LlamaError, init_backend
 from engine.runner.load import LoadedModel, embed_sequences, load_model
 from engine.runner.loop import PromptError, StepLoop
+from engine.runner.rerank import NOT_A_RERANKER, Reranker
 from engine.runner.slots import SlotPool
 
 log = logging.getLogger("engine.runner")
@@ -139,6 +144,8 @@ class CompletionRunner(Runner):
                 self.loop.cancel(request_id)
             case Embed():
                 self.waiting_embeds.append(command)
+            case Rerank(request_id, _):
+                self.reply(request_id, Failure(NOT_A_RERANKER, 400))
             case _:
                 log.warning("unknown command %r", command)
 
@@ -162,13 +169,21 @@ class EmbeddingRunner(Runner):
         super().__init__(channel, loaded)
         self.embedder = PooledEmbedder(loaded.model, loaded.ctx, num_ctx=loaded.info.num_ctx,
                                        max_sequences=embed_sequences(loaded.num_batch))
+        # A reranker's pooled output is its scores, not a vector: it reranks and does not embed.
+        self.reranker = Reranker(self.embedder) if loaded.ctx.pooling_type == lc.LLAMA_POOLING_TYPE_RANK else None
 
     def handle(self, command: object) -> None:
         match command:
             case Complete(request_id, _):
                 self.reply(request_id, Failure("this model does not support generate", 400))
+            case Embed(request_id, _) if self.reranker is not None:
+                self.reply(request_id, Failure("this model does not support embeddings", 400))
             case Embed(request_id, inputs):
                 self.reply(request_id, _embedding_outcome(self.embedder.embed, inputs))
+            case Rerank(request_id, _) if self.reranker is None:
+                self.reply(request_id, Failure(NOT_A_RERANKER, 400))
+            case Rerank(request_id, query, documents, truncate):
+                self.reply(request_id, _embedding_outcome(self.reranker.rerank, query, documents, truncate))
             case Cancel():
                 pass  # nothing here runs across commands
             case _:
@@ -179,7 +194,8 @@ class EmbeddingRunner(Runner):
         super().close()
 
 
-def _embedding_outcome(embed: Callable[..., EmbedResult], *args: object) -> EmbedResult | Failure:
+def _embedding_outcome(embed: Callable[..., EmbedResult | RerankResult],
+                       *args: object) -> EmbedResult | RerankResult | Failure:
     try:
         return embed(*args)
     except PromptError as err:

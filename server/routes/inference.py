@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from server import embed as embeddings
 from server import inference
+from server import rerank as reranking
 from server.api import (
     ChatRequest,
     ChatResponse,
@@ -19,6 +20,8 @@ from server.api import (
     EmbedResponse,
     GenerateRequest,
     GenerateResponse,
+    RerankRequest,
+    RerankResponse,
     parse_request,
 )
 from server.http import APIError, collect_unless_gone, json_response, read_json, stream_response
@@ -99,6 +102,19 @@ async def embed(request: Request) -> Response:
     state = get_state(request)
     req: EmbedRequest = parse_request(EmbedRequest, await read_json(request))
     result = await embeddings.embed(state.store, state.scheduler, req)
+    embedded(request, state.metrics, req.model, result)
+    return json_response(result)
+
+
+@router.post("/api/rerank")
+@documented("Score documents against a query with a reranker model (pollama's own; Ollama has none)",
+            request=RerankRequest, response=RerankResponse,
+            example={"model": "reranker", "query": "What is the capital of France?",
+                     "documents": ["Paris is the capital of France.", "Cats sleep a lot."], "top_n": 1})
+async def rerank(request: Request) -> Response:
+    state = get_state(request)
+    req: RerankRequest = parse_request(RerankRequest, await read_json(request))
+    result = await reranking.rerank(state.store, state.scheduler, req)
     embedded(request, state.metrics, req.model, result)
     return json_response(result)
 

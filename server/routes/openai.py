@@ -13,7 +13,9 @@ from starlette.responses import Response
 from modelstore.model import load_model
 from modelstore.names import parse_name
 from server import inference, openai, responses
-from server.api import RequestError
+from server import rerank as reranking
+from server.api import RequestError, parse_request
+from server.api import RerankRequest as NativeRerankRequest
 from server.api_openai import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -24,6 +26,8 @@ from server.api_openai import (
     EmbedRequest,
     Model,
     ModelList,
+    RerankList,
+    RerankRequest,
     ResponsesRequest,
     ResponsesResponse,
     ResponsesStreamEvent,
@@ -157,6 +161,31 @@ async def embeddings(request: Request) -> Response:
     except APIError as e:
         return _error(e)
     return openai.json_response(openai.embedding_list(req.model or "", result, encoding))
+
+
+@router.post("/v1/rerank")
+@documented("Rerank documents against a query (llama-server's route; Jina's and Cohere's shape)",
+            request=RerankRequest, response=RerankList,
+            example={"model": "reranker", "query": "What is the capital of France?",
+                     "documents": ["Paris is the capital of France.", "Cats sleep a lot."], "top_n": 1})
+async def rerank(request: Request) -> Response:
+    state = get_state(request)
+    try:
+        req: RerankRequest = parse(RerankRequest, await _body(request))
+        native = parse_request(NativeRerankRequest, {
+            "model": req.model or "", "query": req.query, "documents": req.documents, "top_n": req.top_n,
+            "return_documents": bool(req.return_documents)})
+    except RequestError as e:
+        return openai.error_response(str(e), 400)
+    try:
+        result = await reranking.rerank(state.store, state.scheduler, native)
+    except APIError as e:
+        return _error(e)
+    embedded(request, state.metrics, native.model, result)
+    tokens = result["prompt_eval_count"]
+    return openai.json_response({"model": native.model, "object": "list",
+                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                                 "results": result["results"]})
 
 
 @router.get("/v1/models")

@@ -18,6 +18,7 @@ from server.app import ROUTERS
 from server.openapi import doc_of, openapi_document
 from server.version import VERSION
 from tests.conftest import Server, start_server
+from tests.reranker import create_reranker, write_reranker_gguf
 
 # Pull and push go to registries named in the body: a fuzzer would send them to the internet.
 NOT_FUZZED = ("/api/pull", "/api/push")
@@ -28,6 +29,8 @@ REQUEST_TIMEOUT = 120
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory: Path = tmp_path_factory.mktemp("openapi")
     server = start_server(directory / "models", directory / "server.log", bundled=True)
+    # the examples of /api/rerank and /v1/rerank name a reranker
+    create_reranker(server.url, "reranker", write_reranker_gguf(directory / "reranker.gguf").path)
     yield server
     server.stop()
 
