@@ -129,6 +129,7 @@ def test_openai_sdk(server: Server) -> None:
                                                     max_tokens=1, temperature=0),
         "completions": lambda c: c.completions.create(model=MODEL, prompt="Hi", max_tokens=1, temperature=0),
         "embeddings": lambda c: c.embeddings.create(model=MODEL, input="Hi"),
+        "responses": lambda c: c.responses.create(model=MODEL, input="Hi", max_output_tokens=1, temperature=0),
     }
     for name, call in calls.items():
         with pytest.raises(openai.AuthenticationError) as refused:
@@ -141,6 +142,7 @@ def test_openai_sdk(server: Server) -> None:
     assert calls["chat"](served).usage.completion_tokens == 1
     assert calls["completions"](served).usage.completion_tokens == 1
     assert len(calls["embeddings"](served).data[0].embedding) == 576
+    assert calls["responses"](served).usage.output_tokens == 1
 
 
 def test_anthropic_sdk(server: Server) -> None:
