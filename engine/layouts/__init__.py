@@ -91,7 +91,7 @@ def build_vision(source: Path, destination: Path) -> int:
     if translation is None:
         raise LayoutError(f"{source.name}: no vision tower llama.cpp can run")
     translation.apply(edit)
-    finish_projector(edit, translation)
+    finish_projector(edit)
     return write_gguf(edit, destination)
 
 

@@ -35,7 +35,6 @@ class ClipTranslation:
     arch: str
     detect: Callable[[GGUFEdit], bool]
     apply: Callable[[GGUFEdit], None]
-    keep: tuple[str, ...] = ("v.", "mm.")  # tensor prefixes of the projector file, after renaming
 
 
 def _copy_vision(edit: GGUFEdit, arch: str, names: dict[str, str]) -> None:
@@ -423,11 +422,11 @@ def clip_translation(edit: GGUFEdit) -> ClipTranslation | None:
     return None
 
 
-def finish_projector(edit: GGUFEdit, translation: ClipTranslation) -> None:
-    """Keep what a projector file holds: the clip keys and the vision tensors."""
+def finish_projector(edit: GGUFEdit) -> None:
+    """Keep what a projector file holds: the clip keys and the vision tensors (`v.*`, `mm.*`, after renaming)."""
     edit.set_str("general.architecture", "clip")
     edit.keep_only(["general.architecture", "general.name", "general.alignment", "clip.*"])
-    edit.keep_prefix(*translation.keep)
+    edit.keep_prefix("v.", "mm.")
 
 
 def projector_type_default(edit: GGUFEdit) -> bool:

@@ -84,9 +84,8 @@ class Tensor:
 class Source:
     """The source GGUF, mapped read-only, for computed tensors."""
 
-    def __init__(self, path: Path, info: GGUFInfo) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.info = info
         self._file = open(path, "rb")
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
 
@@ -138,10 +137,6 @@ class GGUFEdit:
         if key in self._payloads:
             return self.info.kv.get(key, default)
         return default
-
-    def value_type(self, key: str) -> int | None:
-        payload = self.payload(key)
-        return None if payload is None else struct.unpack_from("<I", payload)[0]
 
     def item_type(self, key: str) -> int | None:
         payload = self.payload(key)

@@ -106,14 +106,14 @@ def write_gguf(edit: GGUFEdit, destination: Path) -> int:
     runs = _runs(edit, offsets)
     header = _header(edit, offsets, None)
     data_start = _pad(len(header), alignment)
-    if runs:
-        largest = max(runs, key=lambda r: r.size)
+    largest = max(runs, key=lambda r: r.size, default=None)
+    if largest is not None and largest.size >= 2 * BLOCK:  # a run with whole blocks to share
         want = (largest.source - largest.dest) % BLOCK
-        if data_start % BLOCK != want:
+        if data_start % BLOCK != want and want % alignment == 0 and BLOCK % alignment == 0:
             bare = len(_header(edit, offsets, 0))
             data_start = bare + (want - bare) % BLOCK
             header = _header(edit, offsets, data_start - bare)
-    source = Source(edit.path, edit.info)
+    source = Source(edit.path)
     fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         os.ftruncate(fd, data_start + data_size)
