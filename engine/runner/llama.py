@@ -238,6 +238,8 @@ class LlamaContext:
         self.memory = lc.llama_get_memory(ctx)
         self.n_ctx: int = lc.llama_n_ctx(ctx)
         self.n_ctx_seq: int = lc.llama_n_ctx_seq(ctx)
+        # One KV stream for every sequence (a unified cache, or a single sequence): sequences can share cells.
+        self.shares_cells: bool = kv_unified or n_seq_max == 1
         self.n_batch: int = lc.llama_n_batch(ctx)
         self.pooling_type: int = lc.llama_pooling_type(ctx)
         self._logits_row = ctypes.c_float * model.n_vocab
@@ -290,6 +292,23 @@ class LlamaContext:
 
     def seq_add(self, seq_id: int, p0: int, p1: int, delta: int) -> None:
         lc.llama_memory_seq_add(self.memory, seq_id, p0, p1, delta)
+
+    def copy_prefix(self, source: int, target: int, length: int) -> bool:
+        """Make sequence `target` hold the first `length` positions of `source`, and nothing else.
+
+        In one KV stream the target shares the source's cells (no data moves). With a stream per sequence
+        llama.cpp copies only whole streams, at the start of the next decode: the target gets all of the
+        source, then loses what follows the prefix. False when the cache cannot be cut there (the target is
+        then empty)."""
+        self.seq_rm(target, -1, -1)
+        if self.shares_cells:
+            lc.llama_memory_seq_cp(self.memory, source, target, 0, length)
+            return True
+        lc.llama_memory_seq_cp(self.memory, source, target, -1, -1)
+        if self.seq_rm(target, length, -1):
+            return True
+        self.seq_rm(target, -1, -1)
+        return False
 
     def clear_memory(self) -> None:
         if self.memory:

@@ -18,7 +18,7 @@ from engine.runner.llama import Batch, LlamaContext, LlamaError, LlamaModel
 from engine.runner.media import MediaError, Projector
 from engine.runner.sampling import Sampler, SamplingParams, token_logprobs
 from engine.runner.sequence import Sequence
-from engine.runner.slots import SlotPool
+from engine.runner.slots import SlotPool, common_prefix_len
 from engine.runner.text import TextStream
 
 INPUT_TOO_LONG = "the input length exceeds the context length"
@@ -82,6 +82,7 @@ class StepLoop:
             self._retire(seq)
         while self.waiting and self.slots.has_idle():
             self._admit(*self.waiting.popleft())
+        self._copy_awaited_prefixes()
         scheduled = self._fill_batch()
         if not scheduled:
             return
@@ -123,12 +124,45 @@ class StepLoop:
         cached = len(slot.tokens)
         limit = 10 * self.num_ctx  # Ollama's cap for open-ended requests
         num_predict = options.get("num_predict", -1)
-        self._run(Sequence(
+        seq = Sequence(
             request_id=request_id, prompt_len=len(tokens), sampler=sampler,
             text=TextStream(options.get("stop") or []), slot=slot, pending=tokens[cached:],
             num_predict=num_predict if 0 < num_predict <= limit else limit, num_keep=num_keep,
             shift=request.shift, logprobs=request.logprobs, top_logprobs=request.top_logprobs,
-            cached_tokens=cached))
+            cached_tokens=cached, prompt=tokens)
+        self._await_shared_prefix(seq)
+        self._run(seq)
+
+    def _await_shared_prefix(self, seq: Sequence) -> None:
+        """If a running sequence is about to evaluate a longer prefix of this prompt than any cache holds
+        (requests with one long system prompt, arriving together), wait for it and copy that prefix
+        rather than evaluate it a second time."""
+        cached = len(seq.slot.tokens)
+        best, best_length = None, cached + self.slots.copy_threshold - 1
+        for other in self.running:
+            if other.awaits is not None or len(other.slot.tokens) >= len(other.prompt):
+                continue  # it waits itself, or its prompt is in its cache already (acquire() looked there)
+            length = min(common_prefix_len(other.prompt, seq.prompt), len(seq.prompt) - 1)
+            if length > best_length:
+                best, best_length = other, length
+        if best is not None:
+            seq.awaits, seq.awaited_length = best, best_length
+
+    def _copy_awaited_prefixes(self) -> None:
+        """Sequences waiting for a prefix: copy it once its slot holds it (everything in a slot at the start
+        of a step has been decoded), or stop waiting when the other sequence has gone without it."""
+        for seq in self.running:
+            other = seq.awaits
+            if other is None:
+                continue
+            length = seq.awaited_length
+            if other.slot.tokens[:length] == seq.prompt[:length]:
+                self.slots.copy_prefix(other.slot, seq.slot, length)
+            elif other in self.running:
+                continue
+            seq.awaits = None
+            seq.cached_tokens = len(seq.slot.tokens)
+            seq.pending = seq.prompt[seq.cached_tokens:]
 
     def _admit_with_images(self, request_id: int, request: CompletionRequest) -> None:
         """A prompt with images is evaluated whole, at once, into an emptied slot (no prefix reuse, no
@@ -171,6 +205,8 @@ class StepLoop:
         self.batch.clear()
         scheduled = []
         for seq in list(self.running):
+            if seq.awaits is not None:
+                continue
             slot = seq.slot
             if len(slot.tokens) >= self.num_ctx:  # the window is full
                 if not seq.shift:

@@ -29,3 +29,7 @@ class Sequence:
     output_index: int | None = None  # this step's logits row in the batch, if it samples this step
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
+    prompt: list[int] = field(default_factory=list)  # after truncation
+    # A running sequence whose prompt shares this many more leading tokens, to be copied once it holds them.
+    awaits: Sequence | None = None
+    awaited_length: int = 0

@@ -49,9 +49,21 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.commands: queue.Queue[object] = queue.Queue()
+        self._outgoing = bytearray()
 
     def send(self, message: object) -> None:
-        self.sock.sendall(encode_frame(message))
+        self.post(message)
+        self.flush()
+
+    def post(self, message: object) -> None:
+        """Queue a message for the next flush: a step's tokens for every sequence go in one write, so the
+        daemon wakes once per step rather than once per token."""
+        self._outgoing += encode_frame(message)
+
+    def flush(self) -> None:
+        if self._outgoing:
+            self.sock.sendall(self._outgoing)
+            self._outgoing.clear()
 
     def receive(self) -> object | None:
         """The next message, or None when the daemon has gone."""
@@ -105,6 +117,7 @@ class Runner:
                     case _:
                         self.handle(command)
             self.work()
+            self.channel.flush()
 
     @property
     def idle(self) -> bool:
@@ -128,7 +141,7 @@ class CompletionRunner(Runner):
         super().__init__(channel, loaded)
         self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.info.num_ctx)
         self.loop = StepLoop(loaded.model, loaded.ctx, self.slots, num_ctx=loaded.info.num_ctx,
-                             num_batch=loaded.num_batch, emit=channel.send, projector=loaded.projector)
+                             num_batch=loaded.num_batch, emit=channel.post, projector=loaded.projector)
         self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.info.num_ctx)
         self.waiting_embeds: deque[Embed] = deque()  # until a slot is idle
 

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from engine.runner.llama import LlamaContext
 
 _use_clock = itertools.count()
+# Prompt tokens that must be saved to make copying a cached prefix from another slot worth it when every
+# sequence has a KV stream of its own: llama.cpp then copies the whole stream (num_ctx cells, every layer),
+# which costs about as much as evaluating a few tokens of a 4096 window (bench/prefix.py measures it).
+# In one shared stream a copy only adds the target to the prefix's cells, so any saving is worth it.
+COPY_OVER_STREAMS = 32
 
 
 @dataclass
@@ -16,6 +21,9 @@ class Slot:
     tokens: list[int] = field(default_factory=list)  # exactly what the KV cache holds, position i at index i
     busy: bool = False
     last_used: int = 0
+    # Leading positions whose KV cells other sequences may use too (a prefix copied in or out, in one KV
+    # stream): shifting positions in place would move them under the other sequences' feet.
+    shared: int = 0
 
 
 def common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -44,15 +52,61 @@ class SlotPool:
         return any(not slot.busy for slot in self.slots)
 
     def acquire(self, prompt: list[int]) -> Slot:
-        """Take the idle slot sharing the longest prefix with `prompt` (ties: least recently used) and trim
-        its cache to that prefix, leaving at least one prompt token to evaluate (its logits are needed)."""
+        """Take an idle slot for `prompt`, its cache holding the longest prefix of it that any slot holds,
+        leaving at least one prompt token to evaluate (its logits are needed).
+
+        The slot is one next to the busy ones where possible, so that running sequences keep consecutive
+        ids: with a KV stream per sequence, llama.cpp splits a batch into one micro-batch per run of
+        consecutive ids, and every extra micro-batch costs a step nearly as much as the first. Among those,
+        the one sharing the longest prefix (ties: least recently used). A longer prefix elsewhere, in an
+        idle slot or a busy one, is copied in when that saves enough evaluation (`copy_threshold`)."""
         idle = [slot for slot in self.slots if not slot.busy]
         matches = {slot.seq_id: common_prefix_len(slot.tokens, prompt) for slot in idle}
-        slot = max(idle, key=lambda s: (matches[s.seq_id], -s.last_used))
+        busy = {slot.seq_id for slot in self.slots if slot.busy}
+        slot = max(idle, key=lambda s: (-self._new_runs(s, busy), matches[s.seq_id], -s.last_used))
         keep = min(matches[slot.seq_id], len(prompt) - 1)
-        self.truncate(slot, keep)
+        source, length = self.longest_prefix(prompt, exclude=slot)
+        if source is not None and length - keep >= self.copy_threshold:
+            self.copy_prefix(source, slot, length)
+        else:
+            self.truncate(slot, keep)
         slot.busy = True
         return slot
+
+    @property
+    def copy_threshold(self) -> int:
+        """Prompt tokens a copied prefix must save over what the slot holds already."""
+        return 1 if self.ctx.shares_cells else COPY_OVER_STREAMS
+
+    def longest_prefix(self, prompt: list[int], exclude: Slot | None = None) -> tuple[Slot | None, int]:
+        """The slot (busy or idle) holding the longest prefix of `prompt` that decoding can go on from, and
+        its length (at most all but the last prompt token)."""
+        best, best_length = None, 0
+        for slot in self.slots:
+            if slot is exclude:
+                continue
+            length = min(common_prefix_len(slot.tokens, prompt), len(prompt) - 1)
+            if length > best_length and self._continues(slot, length):
+                best, best_length = slot, length
+        return best, best_length
+
+    def copy_prefix(self, source: Slot, target: Slot, length: int) -> None:
+        """Make `target` hold the first `length` tokens of `source`'s cache (empty if that cannot be done)."""
+        if self.ctx.copy_prefix(source.seq_id, target.seq_id, length) and self._continues(target, length):
+            target.tokens = source.tokens[:length]
+            if self.ctx.shares_cells:
+                target.shared = length
+                source.shared = max(source.shared, length)
+        else:
+            self.ctx.seq_rm(target.seq_id, -1, -1)
+            target.tokens = []
+            target.shared = 0
+
+    @staticmethod
+    def _new_runs(slot: Slot, busy: set[int]) -> int:
+        """How many more runs of consecutive ids the busy slots would form with this one: 1 alone, 0 next to
+        a run, -1 joining two."""
+        return 1 - (slot.seq_id - 1 in busy) - (slot.seq_id + 1 in busy)
 
     def borrow_empty(self) -> Slot | None:
         """The least recently used idle slot, its cache emptied, for work outside the step loop."""
@@ -77,6 +131,7 @@ class SlotPool:
             self.ctx.seq_rm(slot.seq_id, -1, -1)
             length = 0
         del slot.tokens[length:]
+        slot.shared = min(slot.shared, length)
 
     def _continues(self, slot: Slot, length: int) -> bool:
         """Whether decoding can go on from position `length`. Sliding-window layers drop positions that
@@ -91,16 +146,21 @@ class SlotPool:
         """Make room in a full window: drop half of what follows the first `num_keep` tokens.
 
         Returns tokens that must be evaluated again: none when the KV cache can shift positions in
-        place, else the whole kept history (the cache is cleared and re-fed)."""
+        place, else the whole kept history (the cache is cleared and re-fed). Cells shared with another
+        sequence are never moved in place."""
         tokens = slot.tokens
         discard = max((self.num_ctx - num_keep) // 2, 1) - (self.num_ctx - len(tokens))
         if discard <= 0:
             return []
         kept = tokens[:num_keep] + tokens[num_keep + discard:]
-        if self.ctx.can_shift and self.ctx.seq_rm(slot.seq_id, num_keep, num_keep + discard):
+        moves_shared_cells = slot.shared > num_keep + discard
+        if self.ctx.can_shift and not moves_shared_cells and self.ctx.seq_rm(slot.seq_id, num_keep,
+                                                                              num_keep + discard):
             self.ctx.seq_add(slot.seq_id, num_keep + discard, len(tokens), -discard)
             slot.tokens = kept
+            slot.shared = min(slot.shared, num_keep)
             return []
         self.ctx.seq_rm(slot.seq_id, -1, -1)
         slot.tokens = []
+        slot.shared = 0
         return kept

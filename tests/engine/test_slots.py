@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from engine.runner.slots import SlotPool, common_prefix_len
+from engine.runner.slots import COPY_OVER_STREAMS, SlotPool, common_prefix_len
 
 
 @dataclass
 class FakeContext:
     can_shift: bool = True
     partial_rm: bool = True
+    shares_cells: bool = False  # one KV stream for all sequences (a unified cache)
     window: int = 0  # sliding-window attention span of the model (0: none)
     pos_min: int = 0  # the smallest position every layer still holds
     calls: list[tuple] = field(default_factory=list)
@@ -29,6 +30,10 @@ class FakeContext:
 
     def seq_add(self, seq_id: int, p0: int, p1: int, delta: int) -> None:
         self.calls.append(("add", seq_id, p0, p1, delta))
+
+    def copy_prefix(self, source: int, target: int, length: int) -> bool:
+        self.calls.append(("copy", source, target, length))
+        return self.partial_rm
 
 
 def pool(ctx: FakeContext, slots: int = 3, num_ctx: int = 10) -> SlotPool:
@@ -51,8 +56,70 @@ def test_acquire_prefers_the_longest_prefix_then_the_least_recently_used() -> No
         slots.release(slot)  # c is now the least recently used
     chosen = slots.acquire([1, 2, 3, 4])
     assert chosen is a and a.busy and a.tokens == [1, 2, 3]
+    slots.release(a)
     assert slots.acquire([5, 6]) is c  # no prefix anywhere: the least recently used idle slot
     assert c.tokens == [] and ("rm", c.seq_id, 0, -1) in ctx.calls
+
+
+def test_acquire_keeps_running_sequences_on_consecutive_ids() -> None:
+    slots = pool(FakeContext(), slots=6)
+    for slot in reversed(slots.slots):
+        slots.release(slot)  # slot 5 is the least recently used
+    taken = [slots.acquire([n]).seq_id for n in range(3)]
+    assert taken == [5, 4, 3]  # the first by age, then next to the busy ones
+    slots.release(slots.slots[4])  # a hole: 3 and 5 run apart
+    slots.slots[1].tokens = [7, 8, 9]  # a short prefix elsewhere does not pull a sequence away
+    assert slots.acquire([7, 8, 9, 10]).seq_id == 4  # it joins the two runs again
+
+
+def test_a_longer_prefix_elsewhere_is_copied_next_to_the_running_ones() -> None:
+    ctx = FakeContext()
+    slots = pool(ctx, slots=6)
+    slots.acquire([1])  # slot 0
+    prefix = list(range(100, 100 + COPY_OVER_STREAMS))
+    slots.slots[4].tokens = prefix + [5, 6]
+    chosen = slots.acquire(prefix + [1])
+    assert chosen.seq_id == 1 and chosen.tokens == prefix
+    assert ctx.calls[-1] == ("copy", 4, 1, COPY_OVER_STREAMS)
+    assert slots.slots[4].tokens == prefix + [5, 6]  # the source keeps its cache
+    # from a busy slot too: slot 1 runs, its prompt is cached
+    again = slots.acquire(prefix + [2])
+    assert again.seq_id == 2 and again.tokens == prefix and ctx.calls[-1][:3] == ("copy", 1, 2)
+
+
+def test_a_short_prefix_is_copied_only_within_one_kv_stream() -> None:
+    short = list(range(100, 100 + COPY_OVER_STREAMS - 1))
+    for shares_cells, copied in ((False, False), (True, True)):
+        ctx = FakeContext(shares_cells=shares_cells)
+        slots = pool(ctx, slots=4)
+        slots.acquire([1])  # slot 0
+        slots.slots[3].tokens = short + [5]
+        chosen = slots.acquire(short + [1])
+        assert chosen.seq_id == 1
+        assert chosen.tokens == (short if copied else [])
+        assert (chosen.shared, slots.slots[3].shared) == ((len(short), len(short)) if copied else (0, 0))
+
+
+def test_a_prefix_that_cannot_be_cut_out_is_not_copied_in() -> None:
+    ctx = FakeContext(partial_rm=False)  # a recurrent model's state, say
+    slots = pool(ctx, slots=3)
+    slots.acquire([1])
+    prefix = list(range(100, 100 + COPY_OVER_STREAMS))
+    slots.slots[2].tokens = prefix + [5]
+    chosen = slots.acquire(prefix + [1])
+    assert chosen.tokens == [] and ctx.calls[-1] == ("rm", chosen.seq_id, -1, -1)
+
+
+def test_cells_shared_with_another_sequence_are_never_shifted_in_place() -> None:
+    ctx = FakeContext(shares_cells=True)
+    slots = pool(ctx, num_ctx=10)
+    slot = slots.slots[0]
+    slot.tokens, slot.shared = list(range(10)), 8  # positions 0-7 are shared, a shift would move 6-7
+    assert slots.shift(slot, num_keep=2) == [0, 1, 6, 7, 8, 9]
+    assert slot.tokens == [] and slot.shared == 0
+    slot.tokens, slot.shared = list(range(10)), 5  # 2-5 are dropped for this sequence only: in place
+    assert slots.shift(slot, num_keep=2) == []
+    assert slot.shared == 2
 
 
 def test_a_fully_cached_prompt_keeps_one_token_to_evaluate() -> None:
