@@ -83,6 +83,7 @@ class StepLoop:
         while self.waiting and self.slots.has_idle():
             self._admit(*self.waiting.popleft())
         self._copy_awaited_prefixes()
+        self._evaluate_image()
         scheduled = self._fill_batch()
         if not scheduled:
             return
@@ -165,39 +166,66 @@ class StepLoop:
             seq.pending = seq.prompt[seq.cached_tokens:]
 
     def _admit_with_images(self, request_id: int, request: CompletionRequest) -> None:
-        """A prompt with images is evaluated whole, at once, into an emptied slot (no prefix reuse, no
-        context shift); its first token is sampled right away, before another decode replaces the logits."""
+        """A prompt with images takes a slot like any prompt (an image in the cache at the same place is a
+        cached prefix); its images are evaluated between steps (`_evaluate_image`). No context shift: it
+        would cut into images."""
         assert self.projector is not None
         options = request.options
-        started = time.perf_counter()
-        slot = self.slots.borrow_empty()
-        assert slot is not None  # admission only runs while a slot is idle
-        sampler = None
+        sampler = prepared = None
         try:
+            prepared = self.projector.prepare(request.prompt, request.images, self.num_ctx)
             sampler = Sampler(self.model, SamplingParams.from_options(options), num_ctx=self.num_ctx,
                               grammar=request.grammar)
-            evaluated = self.projector.evaluate(self.ctx, request.prompt, request.images, seq_id=slot.seq_id,
-                                                num_batch=self.num_batch, num_ctx=self.num_ctx)
         except (MediaError, LlamaError) as err:
-            if sampler is not None:
-                sampler.close()
-            self.slots.truncate(slot, 0)
-            self.slots.release(slot)
+            if prepared is not None:
+                prepared.close()
             self.emit(Reply(request_id, Failure(str(err), getattr(err, "status", 500))))
             return
-        slot.tokens = evaluated.tokens
-        sampler.accept_prompt(evaluated.text_tokens)
+        sampler.accept_prompt(prepared.text_tokens)
+        slot = self.slots.acquire(prepared.tokens)
+        cached, pending, images = prepared.remaining(len(slot.tokens))
+        self.slots.truncate(slot, cached)
         limit = 10 * self.num_ctx
         num_predict = options.get("num_predict", -1)
-        seq = Sequence(
-            request_id=request_id, prompt_len=len(evaluated.tokens), sampler=sampler,
-            text=TextStream(options.get("stop") or []), slot=slot, pending=[],
+        self._run(Sequence(
+            request_id=request_id, prompt_len=len(prepared.tokens), sampler=sampler,
+            text=TextStream(options.get("stop") or []), slot=slot, pending=pending,
             num_predict=num_predict if 0 < num_predict <= limit else limit, num_keep=0, shift=False,
-            logprobs=request.logprobs, top_logprobs=request.top_logprobs, started=started)
-        self._run(seq)
-        seq.output_index = -1  # the last logits of the evaluation
-        self._sample(seq)
-        seq.output_index = None
+            logprobs=request.logprobs, top_logprobs=request.top_logprobs, cached_tokens=cached,
+            prompt=prepared.tokens, images=deque(images), prepared=prepared))
+
+    def _evaluate_image(self) -> None:
+        """One batch of image embeddings per step, for one sequence whose text before an image is in its
+        cache (taking turns), so that the others' decoding waits one such batch at most; an image is first
+        encoded by the projector in one pass. A prompt that ends with an image samples its first token from
+        the image's last logits at once, before the step's decode replaces them."""
+        ready = [seq for seq in self.running if seq.images and not seq.pending and seq.awaits is None]
+        if not ready or self.projector is None:
+            return
+        seq = min(ready, key=lambda s: s.image_turns)
+        seq.image_turns += 1
+        image, following = seq.images[0]
+        last = len(seq.images) == 1 and not following
+        try:
+            if image.embeddings is None:
+                self.projector.encode(image)
+            done = self.projector.decode_next(self.ctx, image, seq_id=seq.slot.seq_id,
+                                              position=len(seq.slot.tokens), limit=self.num_batch,
+                                              logits_last=last)
+        except (MediaError, LlamaError) as err:
+            self.slots.truncate(seq.slot, 0)
+            self._fail(seq, str(err))
+            return
+        seq.slot.tokens.extend(done)
+        if image.decoded < image.n_tokens:
+            return
+        seq.images.popleft()
+        seq.pending = following
+        image.embeddings = None
+        if last:
+            seq.output_index = -1  # the image's last embedding: the last output of that decode
+            self._sample(seq)
+            seq.output_index = None
 
     # --- one step -------------------------------------------------------------------------------
 
@@ -205,7 +233,7 @@ class StepLoop:
         self.batch.clear()
         scheduled = []
         for seq in list(self.running):
-            if seq.awaits is not None:
+            if seq.awaits is not None or not seq.pending:  # waiting for a prefix, or at an image
                 continue
             slot = seq.slot
             if len(slot.tokens) >= self.num_ctx:  # the window is full
@@ -214,12 +242,12 @@ class StepLoop:
                     continue
                 seq.pending[:0] = self.slots.shift(slot, seq.num_keep)
             chunk = seq.pending[: min(self.num_batch, self.num_ctx - len(slot.tokens))]
-            ends_pending = len(chunk) == len(seq.pending)
+            samples = len(chunk) == len(seq.pending) and not seq.images  # the end of the prompt, or a token
             position = len(slot.tokens)
             for offset, token in enumerate(chunk[:-1]):
                 self.batch.add(token, position + offset, slot.seq_id, False)
-            last = self.batch.add(chunk[-1], position + len(chunk) - 1, slot.seq_id, ends_pending)
-            seq.output_index = last if ends_pending else None
+            last = self.batch.add(chunk[-1], position + len(chunk) - 1, slot.seq_id, samples)
+            seq.output_index = last if samples else None
             slot.tokens.extend(chunk)
             del seq.pending[: len(chunk)]
             scheduled.append(seq)
@@ -271,6 +299,10 @@ class StepLoop:
 
     def _retire(self, seq: Sequence) -> None:
         self.running.remove(seq)
+        if seq.images:  # an image cut short may have cells past the slot's tokens (M-RoPE fills them last)
+            self.ctx.seq_rm(seq.slot.seq_id, len(seq.slot.tokens), -1)
+        if seq.prepared is not None:
+            seq.prepared.close()
         self.slots.release(seq.slot)
         seq.sampler.close()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
+from engine.runner.media import Image, Prepared
 from engine.runner.sampling import Sampler
 from engine.runner.slots import Slot
 from engine.runner.text import TextStream
@@ -33,3 +35,7 @@ class Sequence:
     # A running sequence whose prompt shares this many more leading tokens, to be copied once it holds them.
     awaits: Sequence | None = None
     awaited_length: int = 0
+    # A prompt with images: each image still to evaluate, with the text that follows it (after `pending`).
+    images: deque[tuple[Image, list[int]]] = field(default_factory=deque)
+    prepared: Prepared | None = None  # owns the images' mtmd chunks
+    image_turns: int = 0  # image batches evaluated, so that sequences with images take turns
