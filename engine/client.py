@@ -204,6 +204,10 @@ class RunnerProcess:
                     log.debug("completion done: %s, prompt %d tokens (%d from the cache), %d generated",
                               payload.done_reason, payload.prompt_eval_count, payload.cached_tokens,
                               payload.eval_count)
+                    if payload.draft_count:  # Ollama's API has no field for it; llama-server logs it too
+                        log.info("speculative decoding: %d of %d draft tokens accepted (%.0f%%)",
+                                 payload.draft_accepted, payload.draft_count,
+                                 100 * payload.draft_accepted / payload.draft_count)
                     yield payload
                     return
                 raise self._error(payload)

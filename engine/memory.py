@@ -169,6 +169,12 @@ def _weights(info: GGUFInfo, n_layer: int) -> tuple[list[int], int]:
     return blocks, output
 
 
+def draft_bytes(info: GGUFInfo, ctx: int, kv_cache_type: str = "") -> int:
+    """A draft model for speculative decoding: its weights and a KV cache of `ctx` cells."""
+    return sum(tensor_bytes(t.type_id, t.shape) for t in info.tensors) + sum(kv_bytes_per_layer(info, ctx,
+                                                                                                  kv_cache_type))
+
+
 def estimate(
     info: GGUFInfo,
     *,
@@ -180,7 +186,9 @@ def estimate(
     kv_cache_type: str = "",
     gpu_overhead: int = 0,
     projector_bytes: int = 0,
+    draft_bytes: int = 0,
 ) -> Estimate:
+    projector_bytes += draft_bytes  # a draft model goes whole on the first GPU, like a projector
     ctx = num_ctx * parallel
     batch = min(num_ctx, num_batch)
     n_layer = _int(info, "block_count")

@@ -43,7 +43,7 @@ class Options:
     main_gpu: int | None = None
     use_mmap: bool | None = None
     num_thread: int = 0
-    draft_num_predict: int = 0
+    draft_num_predict: int = 4  # used only by models with a draft model
 
     def predict_options(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k in PREDICT_KEYS}

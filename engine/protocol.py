@@ -42,6 +42,8 @@ class LoadSpec:
     embedding: bool = False
     flash_attn: bool | None = None  # None = llama.cpp decides
     kv_cache_type: str = ""  # "" = f16; else a ggml type name such as "q8_0"
+    draft_path: str = ""  # a draft model for speculative decoding
+    draft_num_predict: int = 0  # tokens the draft proposes per step; 0 = no speculative decoding
     rpc_servers: list[str] = field(default_factory=list)  # llama.cpp RPC workers (host:port) that take layers
     tensor_split: list[float] = field(default_factory=list)  # layers per device: local GPUs, then the workers'
 
@@ -92,6 +94,8 @@ class Done:
     eval_count: int
     eval_duration: int  # ns
     cached_tokens: int = 0  # prompt tokens reused from the slot's KV cache, not evaluated again
+    draft_count: int = 0  # speculative decoding: tokens the draft model proposed
+    draft_accepted: int = 0  # of them, the ones the model agreed with (they cost no decode of their own)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from engine import rpc
 from engine.client import RunnerError, RunnerProcess
 from engine.gpu import nvidia_gpus
-from engine.memory import GPU, Estimate, effective_kv_cache_type, estimate, system_memory
+from engine.memory import GPU, Estimate, draft_bytes, effective_kv_cache_type, estimate, system_memory
 from engine.options import Options
 from engine.protocol import LoadSpec
 from modelstore.gguf import read_gguf
@@ -66,6 +66,7 @@ class ModelSpec:
     train_ctx: int = 0
     embedding: bool = False  # load for embeddings (one sequence, pooled outputs) instead of generation
     vision: bool = False
+    draft: str = ""  # a draft model for speculative decoding (the manifest's draft layer)
 
 
 @dataclass
@@ -185,8 +186,9 @@ class Scheduler:
     def _load_key(self, spec: ModelSpec, opts: Options, shift: bool) -> tuple:
         num_ctx = self.resolve_num_ctx(spec, opts)
         num_gpu = opts.num_gpu if opts.num_gpu >= 0 else -1
+        drafting = opts.draft_num_predict if spec.draft else 0  # the option means nothing without a draft
         return (num_ctx, opts.num_batch, num_gpu, opts.main_gpu, opts.use_mmap, opts.num_thread,
-                opts.draft_num_predict, shift, spec.adapters, spec.projectors)
+                drafting, shift, spec.adapters, spec.projectors, spec.draft)
 
     def _usable(self, loaded: LoadedModel | None, load_key: tuple) -> bool:
         return loaded is not None and loaded.runner.alive and loaded.load_key == load_key
@@ -246,9 +248,14 @@ class Scheduler:
     async def _plan(self, spec: ModelSpec, opts: Options, load_key: tuple) -> Estimate:
         info = await asyncio.to_thread(read_gguf, spec.model_path)
         gpus = await self._devices()
-        return estimate(info, num_ctx=load_key[0], parallel=self._parallel(spec), num_batch=opts.num_batch,
+        parallel = self._parallel(spec)
+        draft = 0
+        if spec.draft and opts.draft_num_predict > 0:
+            draft_info = await asyncio.to_thread(read_gguf, spec.draft)
+            draft = draft_bytes(draft_info, load_key[0] * parallel, self.kv_cache_type)
+        return estimate(info, num_ctx=load_key[0], parallel=parallel, num_batch=opts.num_batch,
                         gpus=gpus, num_gpu=opts.num_gpu, kv_cache_type=self.kv_cache_type,
-                        gpu_overhead=self.gpu_overhead)
+                        gpu_overhead=self.gpu_overhead, draft_bytes=draft)
 
     async def _load(self, spec: ModelSpec, opts: Options, load_key: tuple, keep_alive: float | None,
                     plan: Estimate) -> LoadedModel:
@@ -268,6 +275,8 @@ class Scheduler:
             embedding=spec.embedding,
             flash_attn=self.flash_attention,
             kv_cache_type=self.kv_cache_type,
+            draft_path=spec.draft,
+            draft_num_predict=opts.draft_num_predict,
             rpc_servers=plan.rpc_servers,
             tensor_split=plan.tensor_split() if plan.rpc_servers else [],
         )

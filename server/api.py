@@ -254,6 +254,8 @@ class CreateRequest(_Request):
     messages: list[Message] | None = None
     quantize: str = ""
     quantization: str = ""
+    draft_quantize: str = ""
+    draft_files: dict[str, str] | None = None  # a draft model for speculative decoding (Modelfile DRAFT)
     renderer: str = ""
     parser: str = ""
     requires: str = ""

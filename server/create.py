@@ -24,6 +24,7 @@ from modelstore.layers import go_message, layer_from_blob, layer_status, new_lay
 from modelstore.manifest import (
     MEDIA_ADAPTER,
     MEDIA_CONFIG,
+    MEDIA_DRAFT,
     MEDIA_LICENSE,
     MEDIA_MESSAGES,
     MEDIA_MODEL,
@@ -33,6 +34,7 @@ from modelstore.manifest import (
     MEDIA_SYSTEM,
     MEDIA_TEMPLATE,
     ConfigV2,
+    DraftConfig,
     Layer,
     Manifest,
 )
@@ -65,6 +67,13 @@ def check_create_request(req: CreateRequest) -> Name:
             raise APIError("file path must be relative", 400)
         if not digest:
             raise APIError("invalid digest format", 400)
+    for path, digest in (req.draft_files or {}).items():
+        if not _valid_relative_path(path):
+            raise APIError("file path must be relative", 400)
+        if not digest:
+            raise APIError("invalid digest format", 400)
+    if req.draft_quantize and not req.draft_files:
+        raise APIError("--draft-quantize requires a DRAFT model", 400)
     for digest in (req.adapters or {}).values():
         if not digest:
             raise APIError("invalid digest format", 400)
@@ -304,6 +313,34 @@ async def _from_adapters(b: _Builder, adapters: dict[str, str]) -> AsyncIterator
         b.add(layer_from_blob(b.store, digest, _gguf_media_type(info)), f"using existing layer {digest}")
 
 
+async def _from_draft(b: _Builder, files: dict[str, str], quantize_type: str) -> AsyncIterator[dict]:
+    """A draft model for speculative decoding: GGUF files stored as draft layers after the adapters, the
+    config's `draft` naming their format and architecture, quantized when asked (from an unquantized one)."""
+    if not files:
+        return
+    if _files_kind(b.store, files) == "safetensors":
+        # Ollama converts only Qwen 3.5's multi-token-prediction heads from safetensors.
+        raise APIError("supplied file was not in GGUF format", 400)
+    b.remove(MEDIA_DRAFT)  # a draft given here replaces the base model's
+    want = _quantize_target(quantize_type)
+    for path in sorted(files):
+        yield {"status": "parsing GGUF"}
+        digest = files[path]
+        blob = _blob(b.store, digest)
+        if not gguf.is_gguf(blob):
+            raise APIError("supplied file was not in GGUF format", 400)
+        info = await asyncio.to_thread(_read_gguf, blob)
+        b.add(layer_from_blob(b.store, digest, MEDIA_DRAFT), f"using existing layer {digest}")
+        b.config.draft = DraftConfig(model_format="gguf", architecture=info.architecture or "")
+        source = _source_type_name(info)
+        if want is not None and source != want:
+            if source not in SOURCE_TYPES:
+                raise APIError(f"draft quantization requires an unquantized draft model, got {source}", 400)
+            async for item in _quantize_layer(b, len(b.layers) - 1, b.layers[-1], source, want,
+                                              media_type=MEDIA_DRAFT):
+                yield item
+
+
 def _from_model(b: _Builder, source: Name) -> None:
     model_name = b.store.canonical_name(source)
     manifest = b.store.read_manifest(model_name)
@@ -317,7 +354,7 @@ def _from_model(b: _Builder, source: Name) -> None:
     b.config = ConfigV2(
         model_format=base.model_format, model_family=base.model_family, model_families=base.model_families,
         model_type=base.model_type, file_type=base.file_type, renderer=base.renderer, parser=base.parser,
-        requires=base.requires, capabilities=base.capabilities,
+        requires=base.requires, capabilities=base.capabilities, draft=base.draft,
     )
 
 
@@ -327,7 +364,7 @@ def _inherit_from_base(b: _Builder) -> None:
     base = b.config
     b.base_config = base
     b.config = ConfigV2(model_format=base.model_format, renderer=base.renderer, parser=base.parser,
-                        requires=base.requires, capabilities=base.capabilities)
+                        requires=base.requires, capabilities=base.capabilities, draft=base.draft)
 
 
 def _quantize_target(quantize_type: str) -> str | None:
@@ -375,7 +412,8 @@ async def _model_layers(b: _Builder, quantize_type: str) -> AsyncIterator[dict]:
         b.config.file_type = base.file_type
 
 
-async def _quantize_layer(b: _Builder, index: int, layer: Layer, source: str, want: str) -> AsyncIterator[dict]:
+async def _quantize_layer(b: _Builder, index: int, layer: Layer, source: str, want: str, *,
+                          media_type: str = MEDIA_MODEL) -> AsyncIterator[dict]:
     status = f"quantizing {source} model to {want}"
     output = _temp_blob_path(b.store)
     try:
@@ -390,7 +428,7 @@ async def _quantize_layer(b: _Builder, index: int, layer: Layer, source: str, wa
         output.unlink(missing_ok=True)
     if created:
         b.written.append(digest)
-    quantized = Layer(media_type=MEDIA_MODEL, digest=digest, size=b.store.blobs.size(digest))
+    quantized = Layer(media_type=media_type, digest=digest, size=b.store.blobs.size(digest))
     b.layers[index] = quantized
     b.statuses[digest] = layer_status(quantized, created)
     # The unquantized conversion is not kept.
@@ -477,6 +515,8 @@ async def create_model(store: ModelStore, req: CreateRequest, name: Name, *, nop
             async for item in _from_files(b, req.files or {}, quantize_type):
                 yield item
         async for item in _from_adapters(b, req.adapters or {}):
+            yield item
+        async for item in _from_draft(b, req.draft_files or {}, req.draft_quantize):
             yield item
         # Ollama fills the architecture's defaults only while the renderer or the parser is still open
         architecture_defaults = not ((req.renderer or b.config.renderer) and (req.parser or b.config.parser))

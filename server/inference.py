@@ -74,6 +74,7 @@ def model_spec(resolved: Resolved) -> ModelSpec:
         train_ctx=info.context_length or 0,
         embedding=bool({EMBEDDING, RERANK} & set(resolved.capabilities)) and COMPLETION not in resolved.capabilities,
         vision="vision" in resolved.capabilities,
+        draft=str(model.draft_path) if model.draft_path is not None else "",
     )
 
 

@@ -11,6 +11,7 @@ import llama_cpp as lc
 from engine.ggml import gpu_devices
 from engine.protocol import LoadSpec, RunnerInfo
 from engine.rpc import add_servers
+from engine.runner.draft import Drafter
 from engine.runner.llama import POOLING_NAMES, LlamaContext, LlamaModel, supports_gpu_offload
 from engine.runner.media import Projector
 
@@ -41,8 +42,11 @@ class LoadedModel:
     info: RunnerInfo
     num_batch: int  # prompt tokens one sequence may add to a step
     projector: Projector | None = None  # images, for a model loaded with a projector
+    drafter: Drafter | None = None  # speculative decoding, for a model loaded with a draft model
 
     def close(self) -> None:
+        if self.drafter is not None:
+            self.drafter.close()
         if self.projector is not None:
             self.projector.close()
         self.ctx.close()
@@ -96,13 +100,18 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
                                kv_cache_type=spec.kv_cache_type, embeddings=False)
         if spec.adapters:
             ctx.set_adapters([model.load_adapter(path) for path in spec.adapters])
-        projector = None
-        if spec.projectors and not spec.embedding:
-            try:
+        projector = drafter = None
+        try:
+            if spec.projectors and not spec.embedding:
                 projector = Projector(spec.projectors[0], model, threads=threads, use_gpu=offload)
-            except BaseException:
-                ctx.close()
-                raise
+            if spec.draft_path and spec.draft_num_predict > 0 and not spec.embedding:
+                drafter = _load_drafter(spec, model, n_ctx=n_ctx, parallel=parallel, num_batch=num_batch,
+                                        threads=threads, gpu=supports_gpu_offload() and n_gpu_layers != 0)
+        except BaseException:
+            if projector is not None:
+                projector.close()
+            ctx.close()
+            raise
     except BaseException:
         model.close()
         raise
@@ -114,4 +123,26 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
         model_size_bytes=model.size_bytes, gpu_offload=offload,
         n_gpu_layers=(layers if n_gpu_layers < 0 else min(n_gpu_layers, layers)) if offload else 0,
         pooling=POOLING_NAMES.get(ctx.pooling_type, "none") if spec.embedding else "none")
-    return LoadedModel(model=model, ctx=ctx, info=info, num_batch=num_batch, projector=projector)
+    return LoadedModel(model=model, ctx=ctx, info=info, num_batch=num_batch, projector=projector, drafter=drafter)
+
+
+def _load_drafter(spec: LoadSpec, target: LlamaModel, *, n_ctx: int, parallel: int, num_batch: int,
+                  threads: int, gpu: bool) -> Drafter:
+    """The draft model with a context shaped like the model's (the same slots and cells), all of it on this
+    machine's GPU when the model uses one (it is small, and every draft token waits for it)."""
+    model = LlamaModel(spec.draft_path, n_gpu_layers=-1 if gpu else 0, main_gpu=spec.main_gpu,
+                       use_mmap=spec.use_mmap)
+    try:
+        ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=num_batch * parallel, n_ubatch=num_batch,
+                           n_seq_max=parallel, n_threads=threads, flash_attn=spec.flash_attn,
+                           kv_cache_type=spec.kv_cache_type, embeddings=False)
+    except BaseException:
+        model.close()
+        raise
+    try:
+        return Drafter(model, ctx, target=target, num_predict=spec.draft_num_predict, num_batch=num_batch,
+                       parallel=parallel)
+    except BaseException:
+        ctx.close()
+        model.close()
+        raise

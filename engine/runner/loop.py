@@ -9,11 +9,13 @@ slot between steps, so they join while others generate.
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 
 from engine.protocol import CompletionRequest, Done, Failure, Reply, Token
+from engine.runner.draft import Drafter, Proposal
 from engine.runner.llama import Batch, LlamaContext, LlamaError, LlamaModel
 from engine.runner.media import MediaError, Projector
 from engine.runner.sampling import Sampler, SamplingParams, token_logprobs
@@ -22,6 +24,7 @@ from engine.runner.slots import SlotPool, common_prefix_len
 from engine.runner.text import TextStream
 
 INPUT_TOO_LONG = "the input length exceeds the context length"
+log = logging.getLogger("engine.runner")
 
 
 class PromptError(Exception):
@@ -45,9 +48,11 @@ def _ns(seconds: float) -> int:
 
 class StepLoop:
     def __init__(self, model: LlamaModel, ctx: LlamaContext, slots: SlotPool, *, num_ctx: int, num_batch: int,
-                 emit: Callable[[Reply], None], projector: Projector | None = None) -> None:
+                 emit: Callable[[Reply], None], projector: Projector | None = None,
+                 drafter: Drafter | None = None) -> None:
         self.model = model
         self.projector = projector
+        self.drafter = drafter
         self.ctx = ctx
         self.slots = slots
         self.num_ctx = num_ctx
@@ -84,7 +89,8 @@ class StepLoop:
             self._admit(*self.waiting.popleft())
         self._copy_awaited_prefixes()
         self._evaluate_image()
-        scheduled = self._fill_batch()
+        drafts = self._draft()
+        scheduled = self._fill_batch(drafts)
         if not scheduled:
             return
         try:
@@ -95,8 +101,10 @@ class StepLoop:
                 self._fail(seq, str(err))
             return
         for seq in scheduled:
-            if seq.output_index is not None:
-                self._sample(seq)
+            if len(seq.outputs) > 1:
+                self._verify(seq, drafts[seq.slot.seq_id])
+            elif seq.outputs:
+                self._sample(seq, seq.outputs[0])
 
     # --- admission ------------------------------------------------------------------------------
 
@@ -223,13 +231,30 @@ class StepLoop:
         seq.pending = following
         image.embeddings = None
         if last:
-            seq.output_index = -1  # the image's last embedding: the last output of that decode
-            self._sample(seq)
-            seq.output_index = None
+            self._sample(seq, -1)  # the image's last embedding: the last output of that decode
 
     # --- one step -------------------------------------------------------------------------------
 
-    def _fill_batch(self) -> list[Sequence]:
+    def _draft(self) -> dict[int, list[int]]:
+        """The draft model's proposals (by sequence id) for the sequences that are generating: their only
+        pending token is the one they sampled last. Image prompts have positions the draft cannot see."""
+        if self.drafter is None:
+            return {}
+        proposals = []
+        for seq in self.running:
+            if seq.generated == 0 or len(seq.pending) != 1 or seq.prepared is not None:
+                continue
+            room = min(seq.num_predict - seq.generated, self.num_ctx - len(seq.slot.tokens)) - 1
+            proposals.append(Proposal(seq.slot.seq_id, seq.slot.tokens, seq.pending[0], room))
+        if not proposals:
+            return {}
+        try:
+            return self.drafter.propose(proposals)
+        except LlamaError as err:  # the sequences go on without drafts
+            log.warning("draft model: %s", err)
+            return {}
+
+    def _fill_batch(self, drafts: dict[int, list[int]]) -> list[Sequence]:
         self.batch.clear()
         scheduled = []
         for seq in list(self.running):
@@ -241,47 +266,76 @@ class StepLoop:
                     self._finish(seq, "length")
                     continue
                 seq.pending[:0] = self.slots.shift(slot, seq.num_keep)
-            chunk = seq.pending[: min(self.num_batch, self.num_ctx - len(slot.tokens))]
-            samples = len(chunk) == len(seq.pending) and not seq.images  # the end of the prompt, or a token
+            proposed = drafts.get(slot.seq_id, [])
+            if proposed and len(seq.pending) == 1:  # the sampled token and the drafts, all checked
+                chunk, outputs = seq.pending + proposed, len(proposed) + 1
+            else:
+                chunk = seq.pending[: min(self.num_batch, self.num_ctx - len(slot.tokens))]
+                # the end of the prompt, or a sampled token (not text before an image)
+                outputs = 1 if len(chunk) == len(seq.pending) and not seq.images else 0
             position = len(slot.tokens)
-            for offset, token in enumerate(chunk[:-1]):
-                self.batch.add(token, position + offset, slot.seq_id, False)
-            last = self.batch.add(chunk[-1], position + len(chunk) - 1, slot.seq_id, samples)
-            seq.output_index = last if samples else None
+            seq.outputs = [self.batch.add(token, position + offset, slot.seq_id, offset >= len(chunk) - outputs)
+                           for offset, token in enumerate(chunk)][len(chunk) - outputs:]
             slot.tokens.extend(chunk)
             del seq.pending[: len(chunk)]
             scheduled.append(seq)
         return scheduled
 
-    def _sample(self, seq: Sequence) -> None:
-        token = seq.sampler.sample(self.ctx, seq.output_index)
+    def _verify(self, seq: Sequence, proposed: list[int]) -> None:
+        """Sample at each drafted position in turn while the model agrees with the draft: every sample is
+        the model's own pick given the tokens before it, so the output is what decoding one token at a time
+        gives. Drafts after the first disagreement leave the cache."""
+        picks = []
+        for index, draft in zip(seq.outputs, [*proposed, None], strict=True):
+            token = seq.sampler.sample(self.ctx, index)
+            picks.append(token)
+            if token != draft or self.model.is_eog(token):
+                break
+        accepted = len(picks) - 1
+        seq.draft_proposed += len(proposed)
+        seq.draft_accepted += accepted
+        start = len(seq.slot.tokens) - len(seq.outputs)  # where this step's first token went
+        self.slots.truncate(seq.slot, start + 1 + accepted)
+        for i, token in enumerate(picks):
+            if not self._take(seq, token, seq.outputs[i], ahead=accepted - i):
+                return
+
+    def _sample(self, seq: Sequence, index: int) -> None:
+        self._take(seq, seq.sampler.sample(self.ctx, index), index, ahead=0)
+
+    def _take(self, seq: Sequence, token: int, index: int, *, ahead: int) -> bool:
+        """One sampled token: its text out, the sequence ended or not (False when ended). `ahead`: tokens
+        the cache holds from this one on (accepted drafts), dropped if the sequence ends here."""
         seq.generated += 1
         if seq.first_token_at is None:
             seq.first_token_at = time.perf_counter()
         if self.model.is_eog(token):  # ends the sequence; its text is never shown
-            self._finish(seq, "stop")
-            return
+            self._finish(seq, "stop", ahead)
+            return False
         logprobs = None
         if seq.logprobs:
-            row = self.ctx.logits(seq.output_index)
+            row = self.ctx.logits(index)
             logprobs = [token_logprobs(self.model, row, token, seq.top_logprobs)]
         text = seq.text.push(self.model.piece(token))
         if text or logprobs:
             self.emit(Reply(seq.request_id, Token(text, logprobs)))
         if seq.text.stopped:
-            # Forget the cached tokens that only produced the cut-off text; the last token isn't cached yet.
-            in_cache = seq.text.tokens_after_stop - 1
-            if in_cache > 0:
-                self.slots.truncate(seq.slot, len(seq.slot.tokens) - in_cache)
-            self._finish(seq, "stop")
-            return
-        seq.pending.append(token)
+            # Forget the cached tokens that only produced the cut-off text; this token isn't cached yet.
+            self._finish(seq, "stop", ahead + max(seq.text.tokens_after_stop - 1, 0))
+            return False
+        if ahead == 0:
+            seq.pending.append(token)
         if seq.generated >= seq.num_predict:
-            self._finish(seq, "length")
+            self._finish(seq, "length", ahead)
+            return False
+        return True
 
     # --- endings --------------------------------------------------------------------------------
 
-    def _finish(self, seq: Sequence, reason: str) -> None:
+    def _finish(self, seq: Sequence, reason: str, uncached: int = 0) -> None:
+        """End the sequence; `uncached`: tokens at the end of its cache that did not make the output."""
+        if uncached > 0:
+            self.slots.truncate(seq.slot, len(seq.slot.tokens) - uncached)
         text = seq.text.flush()
         if text:
             self.emit(Reply(seq.request_id, Token(text)))
@@ -290,7 +344,8 @@ class StepLoop:
         self.emit(Reply(seq.request_id, Done(
             done_reason=reason, prompt_eval_count=seq.prompt_len,
             prompt_eval_duration=_ns(first - seq.started), eval_count=seq.generated,
-            eval_duration=_ns(now - first), cached_tokens=seq.cached_tokens)))
+            eval_duration=_ns(now - first), cached_tokens=seq.cached_tokens, draft_count=seq.draft_proposed,
+            draft_accepted=seq.draft_accepted)))
         self._retire(seq)
 
     def _fail(self, seq: Sequence, message: str) -> None:

@@ -28,7 +28,9 @@ class Sequence:
     cached_tokens: int = 0
     generated: int = 0
     cancelled: bool = False
-    output_index: int | None = None  # this step's logits row in the batch, if it samples this step
+    outputs: list[int] = field(default_factory=list)  # this step's logits rows in the batch (drafts: several)
+    draft_proposed: int = 0  # draft tokens offered
+    draft_accepted: int = 0  # of them, the ones the model agreed with
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     prompt: list[int] = field(default_factory=list)  # after truncation

@@ -141,7 +141,8 @@ class CompletionRunner(Runner):
         super().__init__(channel, loaded)
         self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.info.num_ctx)
         self.loop = StepLoop(loaded.model, loaded.ctx, self.slots, num_ctx=loaded.info.num_ctx,
-                             num_batch=loaded.num_batch, emit=channel.post, projector=loaded.projector)
+                             num_batch=loaded.num_batch, emit=channel.post, projector=loaded.projector,
+                             drafter=loaded.drafter)
         self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.info.num_ctx)
         self.waiting_embeds: deque[Embed] = deque()  # until a slot is idle
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from engine.memory import GPU, MINIMUM_GPU_MEMORY, estimate, graph_bytes, kv_bytes_per_layer, tensor_bytes
+from engine.memory import (
+    GPU,
+    MINIMUM_GPU_MEMORY,
+    draft_bytes,
+    estimate,
+    graph_bytes,
+    kv_bytes_per_layer,
+    tensor_bytes,
+)
 from engine.scheduler import human_bytes
 from modelstore.gguf import GGUFInfo, TensorInfo, read_gguf
 
@@ -96,6 +104,19 @@ def test_gpu_overhead_is_held_back() -> None:
     without = estimate(llama3_8b(), num_ctx=8192, parallel=1, num_batch=512, gpus=gpu)
     with_overhead = estimate(llama3_8b(), num_ctx=8192, parallel=1, num_batch=512, gpus=gpu, gpu_overhead=2 * GIB)
     assert with_overhead.gpu_layers < without.gpu_layers
+
+
+def test_a_draft_model_takes_its_weights_and_cache_beside_the_model() -> None:
+    draft = draft_bytes(llama3_8b(), 8192)
+    assert draft == sum(tensor_bytes(t.type_id, t.shape) for t in llama3_8b().tensors) + GIB
+    without = estimate(llama3_8b(), num_ctx=8192, parallel=1, num_batch=512, gpus=[])
+    assert estimate(llama3_8b(), num_ctx=8192, parallel=1, num_batch=512, gpus=[], draft_bytes=draft).total \
+        == without.total + draft
+    # on a GPU that holds the model but not the model and its draft, layers move to the CPU
+    gpu = [GPU(0, "mid", 16 * GIB, without.weights + 2 * GIB)]
+    alone = estimate(llama3_8b(), num_ctx=8192, parallel=1, num_batch=512, gpus=gpu)
+    drafted = estimate(llama3_8b(), num_ctx=8192, parallel=1, num_batch=512, gpus=gpu, draft_bytes=draft // 4)
+    assert drafted.gpu_layers < alone.gpu_layers
 
 
 def test_parallel_multiplies_the_kv_cache() -> None:
