@@ -49,6 +49,8 @@ class Estimate:
     total: int  # vram + what stays in system memory
     placements: list[Placement] = field(default_factory=list)  # the devices that got layers, in device order
     devices: list[GPU] = field(default_factory=list)  # every device the plan considered, in device order
+    parallel: int = 1  # the sequences the plan is for
+    kv_unified: bool = False  # they share one window's KV cells instead of a window each
 
     @property
     def fully_offloaded(self) -> bool:
@@ -187,10 +189,20 @@ def estimate(
     gpu_overhead: int = 0,
     projector_bytes: int = 0,
     draft_bytes: int = 0,
+    kv_unified: bool = False,
 ) -> Estimate:
-    projector_bytes += draft_bytes  # a draft model goes whole on the first GPU, like a projector
-    ctx = num_ctx * parallel
-    batch = min(num_ctx, num_batch)
+    """The plan for `parallel` sequences of `num_ctx` tokens: a KV cache of num_ctx cells each, or of
+    num_ctx cells in all when they share them (`kv_unified`; a step's micro-batch, and so the compute
+    graph, is the same either way)."""
+    plan = _estimate(info, ctx=num_ctx if kv_unified else num_ctx * parallel, batch=min(num_ctx, num_batch),
+                     gpus=gpus, num_gpu=num_gpu, kv_cache_type=kv_cache_type, gpu_overhead=gpu_overhead,
+                     projector_bytes=projector_bytes + draft_bytes)  # a draft model goes whole on the first GPU
+    plan.parallel, plan.kv_unified = parallel, kv_unified
+    return plan
+
+
+def _estimate(info: GGUFInfo, *, ctx: int, batch: int, gpus: list[GPU], num_gpu: int, kv_cache_type: str,
+              gpu_overhead: int, projector_bytes: int) -> Estimate:
     n_layer = _int(info, "block_count")
     kv = kv_bytes_per_layer(info, ctx, kv_cache_type)
     kv_total = sum(kv)

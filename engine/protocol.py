@@ -30,7 +30,7 @@ class RunnerError(Exception):
 @dataclass
 class LoadSpec:
     model_path: str
-    num_ctx: int  # per sequence; the llama context holds num_ctx × parallel tokens
+    num_ctx: int  # per sequence; the llama context holds num_ctx × parallel tokens (num_ctx when kv_unified)
     parallel: int
     num_batch: int = 512
     num_gpu: int = -1  # layers to offload; -1 = all when the build can offload, else none
@@ -44,6 +44,9 @@ class LoadSpec:
     kv_cache_type: str = ""  # "" = f16; else a ggml type name such as "q8_0"
     draft_path: str = ""  # a draft model for speculative decoding
     draft_num_predict: int = 0  # tokens the draft proposes per step; 0 = no speculative decoding
+    # The sequences share one pool of num_ctx KV cells (llama.cpp's kv_unified) instead of num_ctx each:
+    # each still has a num_ctx window, and they take turns when together they need more cells than that.
+    kv_unified: bool = False
     rpc_servers: list[str] = field(default_factory=list)  # llama.cpp RPC workers (host:port) that take layers
     tensor_split: list[float] = field(default_factory=list)  # layers per device: local GPUs, then the workers'
 
@@ -63,6 +66,7 @@ class RunnerInfo:
     gpu_offload: bool
     n_gpu_layers: int
     pooling: str = "none"  # embedding loads: how token vectors become one vector
+    kv_unified: bool = False  # the sequences share the n_ctx cells (see LoadSpec.kv_unified)
 
 
 # --- requests and their events ------------------------------------------------------------------

@@ -26,6 +26,9 @@ FOREVER = math.inf
 # Ollama shows a model kept forever as expiring in about 292 years (max int64 nanoseconds).
 FOREVER_SECONDS = (2**63 - 1) / 1e9
 MIN_NUM_CTX = 4
+# With OLLAMA_NUM_PARALLEL unset: the sequences per model (Ollama chose 4, or 1 when 4 did not fit, before
+# v0.6.7). They share one window's KV cells, so 4 fit wherever 1 does (see engine/runner/loop.py).
+AUTO_PARALLEL = 4
 VISION_MIN_NUM_CTX = 2048
 
 
@@ -230,8 +233,13 @@ class Scheduler:
         finally:
             self._pending -= 1
 
-    def _parallel(self, spec: ModelSpec) -> int:
-        return 1 if spec.embedding else self.num_parallel
+    def _sequences(self, spec: ModelSpec) -> tuple[int, bool]:
+        """How many sequences a runner decodes together, and whether they share one window's KV cells."""
+        if spec.embedding:
+            return 1, False
+        if self.num_parallel > 0:  # OLLAMA_NUM_PARALLEL: a window of KV cells for each sequence
+            return self.num_parallel, False
+        return AUTO_PARALLEL, True
 
     def _rpc_holder(self) -> LoadedModel | None:
         return next((loaded for loaded in self._loaded.values() if loaded.memory.uses_rpc), None)
@@ -248,23 +256,24 @@ class Scheduler:
     async def _plan(self, spec: ModelSpec, opts: Options, load_key: tuple) -> Estimate:
         info = await asyncio.to_thread(read_gguf, spec.model_path)
         gpus = await self._devices()
-        parallel = self._parallel(spec)
+        parallel, shared = self._sequences(spec)
         draft = 0
         if spec.draft and opts.draft_num_predict > 0:
             draft_info = await asyncio.to_thread(read_gguf, spec.draft)
-            draft = draft_bytes(draft_info, load_key[0] * parallel, self.kv_cache_type)
-        return estimate(info, num_ctx=load_key[0], parallel=parallel, num_batch=opts.num_batch,
-                        gpus=gpus, num_gpu=opts.num_gpu, kv_cache_type=self.kv_cache_type,
-                        gpu_overhead=self.gpu_overhead, draft_bytes=draft)
+            draft = draft_bytes(draft_info, load_key[0] * (1 if shared else parallel), self.kv_cache_type)
+        return estimate(info, num_ctx=load_key[0], parallel=parallel, num_batch=opts.num_batch, gpus=gpus,
+                        num_gpu=opts.num_gpu, kv_cache_type=self.kv_cache_type, gpu_overhead=self.gpu_overhead,
+                        draft_bytes=draft, kv_unified=shared)
 
     async def _load(self, spec: ModelSpec, opts: Options, load_key: tuple, keep_alive: float | None,
                     plan: Estimate) -> LoadedModel:
         num_ctx = load_key[0]
-        parallel = self._parallel(spec)
+        parallel = plan.parallel
         load_spec = LoadSpec(
             model_path=spec.model_path,
             num_ctx=num_ctx,
             parallel=parallel,
+            kv_unified=plan.kv_unified,
             num_batch=opts.num_batch,
             num_gpu=plan.gpu_layers,
             main_gpu=opts.main_gpu or 0,

@@ -194,7 +194,7 @@ class Settings:
     host: Host
     models: Path
     keep_alive: float
-    num_parallel: int
+    num_parallel: int  # 0: chosen per model (up to 4 sequences sharing one window's KV cells)
     max_loaded_models: int
     max_queue: int
     origins: tuple[str, ...]
@@ -224,7 +224,7 @@ def load_settings() -> Settings:
         host=parse_host(_var("OLLAMA_HOST")),
         models=Path(models).expanduser() if models else Path.home() / ".ollama" / "models",
         keep_alive=_keep_alive_env(_var("OLLAMA_KEEP_ALIVE")),
-        num_parallel=max(_uint("OLLAMA_NUM_PARALLEL", 1), 1),
+        num_parallel=_uint("OLLAMA_NUM_PARALLEL", 0),
         max_loaded_models=_uint("OLLAMA_MAX_LOADED_MODELS", 0) or 3,
         max_queue=_uint("OLLAMA_MAX_QUEUE", 512),
         origins=origins,

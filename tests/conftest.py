@@ -112,6 +112,17 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def one_slot_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """As shared_server, with one sequence per model (OLLAMA_NUM_PARALLEL=1): a request that kept its slot
+    would hold up the next one."""
+    directory = tmp_path_factory.mktemp("one-slot")
+    server = start_server(directory / "models", directory / "server.log", {"OLLAMA_NUM_PARALLEL": "1"},
+                          bundled=True)
+    yield server
+    server.stop()
+
+
 def create_plain_smollm2(url: str, name: str) -> None:
     """`name`: the SmolLM2 GGUF created from its file alone, so with the ChatML template autodetected from it:
     a completion model without tools (the bundled smollm2:135m takes tools)."""

@@ -35,7 +35,7 @@ class Proposal:
 
 class Drafter:
     def __init__(self, model: LlamaModel, ctx: LlamaContext, *, target: LlamaModel, num_predict: int,
-                 num_batch: int, parallel: int) -> None:
+                 num_batch: int, parallel: int, shared_cells: int | None = None) -> None:
         if model.n_vocab != target.n_vocab or model.bos != target.bos or any(
                 model.piece(t) != target.piece(t) for t in range(0, model.n_vocab, max(model.n_vocab // 64, 1))):
             raise LlamaError("the draft model's vocabulary does not match the model's")
@@ -45,6 +45,9 @@ class Drafter:
         self.num_batch = num_batch
         self.batch = Batch(ctx.n_batch)
         self.cached: list[list[int]] = [[] for _ in range(parallel)]  # what the draft's cache holds, per slot
+        # The cells of a pool the slots share (kv_unified), as the model's do: the draft holds no shared
+        # prefixes, so it keeps only the sequences it drafts for, as many as fit (see `_fitting`).
+        self.shared_cells = shared_cells
 
     def propose(self, proposals: list[Proposal]) -> dict[int, list[int]]:
         """Draft tokens for each sequence (by sequence id); a sequence whose draft cache lags behind by more
@@ -53,6 +56,8 @@ class Drafter:
         rows: dict[int, int] = {}  # seq id -> its logits row in the batch
         # the model checks the sampled token and the drafts in one batch of a sequence: at most num_batch
         limits = {p.seq_id: min(p.limit, self.num_predict, self.num_batch - 1) for p in proposals}
+        if self.shared_cells is not None:
+            proposals = self._fitting(proposals, limits)
         for proposal in proposals:
             held = self.cached[proposal.seq_id]
             keep = common_prefix_len(held, proposal.cached)
@@ -90,6 +95,23 @@ class Drafter:
                 rows[seq_id] = self.batch.add(token, len(self.cached[seq_id]), seq_id, True)
                 self.cached[seq_id].append(token)
         return {seq_id: tokens for seq_id, tokens in drafts.items() if tokens}
+
+    def _fitting(self, proposals: list[Proposal], limits: dict[int, int]) -> list[Proposal]:
+        """In a shared pool: the proposals, in the order given, whose tokens and drafts fit in it together;
+        the draft's cache of every other slot is emptied."""
+        assert self.shared_cells is not None
+        fitting, cells = [], 0
+        for proposal in proposals:
+            needed = len(proposal.cached) + 1 + max(limits[proposal.seq_id], 0)
+            if cells + needed <= self.shared_cells:
+                fitting.append(proposal)
+                cells += needed
+        kept = {proposal.seq_id for proposal in fitting}
+        for seq_id, held in enumerate(self.cached):
+            if seq_id not in kept and held:
+                self.ctx.seq_rm(seq_id, -1, -1)
+                held.clear()
+        return fitting
 
     def _best(self, row: int) -> tuple[int, float]:
         """The draft's best token and its probability among its DRAFT_TOP_K best (llama.cpp's draft sampler

@@ -13,6 +13,8 @@ Two ways, depending on how the runner was loaded:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from engine.protocol import EmbedResult
@@ -80,11 +82,13 @@ class PooledEmbedder:
 
 
 class SlotEmbedder:
-    def __init__(self, model: LlamaModel, ctx: LlamaContext, batch: Batch, *, num_ctx: int) -> None:
+    def __init__(self, model: LlamaModel, ctx: LlamaContext, batch: Batch, *, num_ctx: int,
+                 make_room: Callable[[int], None]) -> None:
         self.model = model
         self.ctx = ctx
         self.batch = batch  # shared with the step loop: embeddings run between its steps
         self.num_ctx = num_ctx
+        self.make_room = make_room  # cells of a shared KV cache, before an input is decoded
 
     def embed(self, inputs: list[str], seq_id: int) -> EmbedResult:
         """Embed in sequence `seq_id`, whose KV cache the caller has emptied and gets back empty."""
@@ -98,6 +102,7 @@ class SlotEmbedder:
 
     def _mean_state(self, tokens: list[int], seq_id: int) -> list[float]:
         total = np.zeros(self.model.n_embd_out, dtype=np.float64)
+        self.make_room(len(tokens))
         try:
             for start in range(0, len(tokens), self.batch.capacity):  # causal: chunks see the earlier ones
                 chunk = tokens[start: start + self.batch.capacity]

@@ -30,6 +30,10 @@ class LlamaError(RuntimeError):
     pass
 
 
+class KVCacheFull(LlamaError):
+    """llama_decode found no room for the batch in the KV cache; the cache is as it was before the call."""
+
+
 class _LogFilter:
     """llama.cpp's log → stderr, warnings and errors only: the daemon scans the runner's stderr for errors."""
 
@@ -254,9 +258,10 @@ class LlamaContext:
     def decode(self, batch: Batch) -> None:
         batch.raw.n_tokens = batch.n_tokens
         status = lc.llama_decode(self.ctx, batch.raw)
+        if status == 1:
+            raise KVCacheFull("llama_decode failed: no KV cache space for the batch")
         if status != 0:
-            reason = "no KV cache space for the batch" if status == 1 else f"status {status}"
-            raise LlamaError(f"llama_decode failed: {reason}")
+            raise LlamaError(f"llama_decode failed: status {status}")
 
     def logits(self, index: int) -> np.ndarray:
         """The logits row of batch token `index` (a view, valid until the next decode)."""

@@ -80,7 +80,7 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
     try:
         parallel = max(spec.parallel, 1)
         num_ctx = max(spec.num_ctx, 4)
-        n_ctx = num_ctx * parallel
+        n_ctx = num_ctx if spec.kv_unified else num_ctx * parallel
         threads = spec.num_thread if spec.num_thread > 0 else physical_cores()
         if spec.embedding:
             # Whole inputs go in one micro-batch (non-causal models need that) and share one KV buffer.
@@ -97,7 +97,7 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
             num_batch = max(min(spec.num_batch, num_ctx), 1)
             ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=num_batch * parallel, n_ubatch=num_batch,
                                n_seq_max=parallel, n_threads=threads, flash_attn=spec.flash_attn,
-                               kv_cache_type=spec.kv_cache_type, embeddings=False)
+                               kv_cache_type=spec.kv_cache_type, embeddings=False, kv_unified=spec.kv_unified)
         if spec.adapters:
             ctx.set_adapters([model.load_adapter(path) for path in spec.adapters])
         projector = drafter = None
@@ -122,26 +122,28 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
         n_vocab=model.n_vocab, n_embd=model.n_embd, add_bos=model.add_bos, has_encoder=model.has_encoder,
         model_size_bytes=model.size_bytes, gpu_offload=offload,
         n_gpu_layers=(layers if n_gpu_layers < 0 else min(n_gpu_layers, layers)) if offload else 0,
-        pooling=POOLING_NAMES.get(ctx.pooling_type, "none") if spec.embedding else "none")
+        pooling=POOLING_NAMES.get(ctx.pooling_type, "none") if spec.embedding else "none",
+        kv_unified=spec.kv_unified and not spec.embedding)
     return LoadedModel(model=model, ctx=ctx, info=info, num_batch=num_batch, projector=projector, drafter=drafter)
 
 
 def _load_drafter(spec: LoadSpec, target: LlamaModel, *, n_ctx: int, parallel: int, num_batch: int,
                   threads: int, gpu: bool) -> Drafter:
-    """The draft model with a context shaped like the model's (the same slots and cells), all of it on this
-    machine's GPU when the model uses one (it is small, and every draft token waits for it)."""
+    """The draft model with a context shaped like the model's (the same slots and cells, in a shared pool
+    when the model's are), all of it on this machine's GPU when the model uses one (it is small, and every
+    draft token waits for it)."""
     model = LlamaModel(spec.draft_path, n_gpu_layers=-1 if gpu else 0, main_gpu=spec.main_gpu,
                        use_mmap=spec.use_mmap)
     try:
         ctx = LlamaContext(model, n_ctx=n_ctx, n_batch=num_batch * parallel, n_ubatch=num_batch,
                            n_seq_max=parallel, n_threads=threads, flash_attn=spec.flash_attn,
-                           kv_cache_type=spec.kv_cache_type, embeddings=False)
+                           kv_cache_type=spec.kv_cache_type, embeddings=False, kv_unified=spec.kv_unified)
     except BaseException:
         model.close()
         raise
     try:
         return Drafter(model, ctx, target=target, num_predict=spec.draft_num_predict, num_batch=num_batch,
-                       parallel=parallel)
+                       parallel=parallel, shared_cells=ctx.n_ctx if spec.kv_unified else None)
     except BaseException:
         ctx.close()
         model.close()

@@ -16,14 +16,16 @@ from collections.abc import Callable
 
 from engine.protocol import CompletionRequest, Done, Failure, Reply, Token
 from engine.runner.draft import Drafter, Proposal
-from engine.runner.llama import Batch, LlamaContext, LlamaError, LlamaModel
-from engine.runner.media import MediaError, Projector
+from engine.runner.llama import Batch, KVCacheFull, LlamaContext, LlamaError, LlamaModel
+from engine.runner.media import Image, MediaError, Projector
 from engine.runner.sampling import Sampler, SamplingParams, token_logprobs
 from engine.runner.sequence import Sequence
 from engine.runner.slots import SlotPool, common_prefix_len
 from engine.runner.text import TextStream
 
 INPUT_TOO_LONG = "the input length exceeds the context length"
+# A sequence in a step's batch: where its tokens start in its slot, and how many came from its pending ones.
+Scheduled = tuple[Sequence, int, int]
 log = logging.getLogger("engine.runner")
 
 
@@ -88,19 +90,26 @@ class StepLoop:
         while self.waiting and self.slots.has_idle():
             self._admit(*self.waiting.popleft())
         self._copy_awaited_prefixes()
-        self._evaluate_image()
+        evaluated_image = self._evaluate_image()
         drafts = self._draft()
         scheduled = self._fill_batch(drafts)
         if not scheduled:
+            if not evaluated_image and self.slots.shared_cells is not None:
+                self._unblock()
             return
         try:
             self.ctx.decode(self.batch)
         except LlamaError as err:
-            for seq in scheduled:
+            if isinstance(err, KVCacheFull) and self.slots.shared_cells is not None:
+                # The pool was fuller than the slots' count of it: the batch goes again next step, with room.
+                self._take_back(scheduled)
+                self._unblock()
+                return
+            for seq, _, _ in scheduled:
                 self.slots.truncate(seq.slot, 0)
                 self._fail(seq, str(err))
             return
-        for seq in scheduled:
+        for seq, _, _ in scheduled:
             if len(seq.outputs) > 1:
                 self._verify(seq, drafts[seq.slot.seq_id])
             elif seq.outputs:
@@ -202,29 +211,44 @@ class StepLoop:
             logprobs=request.logprobs, top_logprobs=request.top_logprobs, cached_tokens=cached,
             prompt=prepared.tokens, images=deque(images), prepared=prepared))
 
-    def _evaluate_image(self) -> None:
+    def _evaluate_image(self) -> bool:
         """One batch of image embeddings per step, for one sequence whose text before an image is in its
         cache (taking turns), so that the others' decoding waits one such batch at most; an image is first
         encoded by the projector in one pass. A prompt that ends with an image samples its first token from
-        the image's last logits at once, before the step's decode replaces them."""
+        the image's last logits at once, before the step's decode replaces them. In a shared pool, a sequence
+        whose batch finds no room there waits. Whether a batch was evaluated."""
+        if self.projector is None:
+            return False
         ready = [seq for seq in self.running if seq.images and not seq.pending and seq.awaits is None]
-        if not ready or self.projector is None:
-            return
-        seq = min(ready, key=lambda s: s.image_turns)
-        seq.image_turns += 1
-        image, following = seq.images[0]
+        for seq in sorted(ready, key=lambda s: s.image_turns):
+            image, following = seq.images[0]
+            cells = image.next_count(self.num_batch)
+            if self.slots.shared_cells is not None and not self._claim(seq, cells):
+                continue
+            seq.image_turns += 1
+            self._evaluate_image_batch(seq, image, following)
+            return True
+        return False
+
+    def _evaluate_image_batch(self, seq: Sequence, image: Image, following: list[int]) -> None:
+        assert self.projector is not None
         last = len(seq.images) == 1 and not following
         try:
             if image.embeddings is None:
                 self.projector.encode(image)
+            count = image.next_count(self.num_batch)
             done = self.projector.decode_next(self.ctx, image, seq_id=seq.slot.seq_id,
                                               position=len(seq.slot.tokens), limit=self.num_batch,
                                               logits_last=last)
         except (MediaError, LlamaError) as err:
+            if isinstance(err, KVCacheFull) and self.slots.shared_cells is not None:
+                self._unblock()  # the pool was fuller than counted: this batch goes again
+                return
             self.slots.truncate(seq.slot, 0)
             self._fail(seq, str(err))
             return
         seq.slot.tokens.extend(done)
+        seq.slot.surplus += count - len(done)  # M-RoPE: every embedding takes a cell, positions come last
         if image.decoded < image.n_tokens:
             return
         seq.images.popleft()
@@ -241,7 +265,9 @@ class StepLoop:
         if self.drafter is None:
             return {}
         proposals = []
-        for seq in self.running:
+        # in a shared pool the draft's cells go to the oldest sequences first, as the model's do
+        shared = self.slots.shared_cells is not None
+        for seq in sorted(self.running, key=lambda s: s.started) if shared else self.running:
             if seq.generated == 0 or len(seq.pending) != 1 or seq.prepared is not None:
                 continue
             room = min(seq.num_predict - seq.generated, self.num_ctx - len(seq.slot.tokens)) - 1
@@ -254,32 +280,143 @@ class StepLoop:
             log.warning("draft model: %s", err)
             return {}
 
-    def _fill_batch(self, drafts: dict[int, list[int]]) -> list[Sequence]:
+    def _fill_batch(self, drafts: dict[int, list[int]]) -> list[Scheduled]:
         self.batch.clear()
-        scheduled = []
+        ready = []
         for seq in list(self.running):
             if seq.awaits is not None or not seq.pending:  # waiting for a prefix, or at an image
                 continue
-            slot = seq.slot
-            if len(slot.tokens) >= self.num_ctx:  # the window is full
+            if len(seq.slot.tokens) >= self.num_ctx:  # the window is full
                 if not seq.shift:
                     self._finish(seq, "length")
                     continue
-                seq.pending[:0] = self.slots.shift(slot, seq.num_keep)
+                seq.pending[:0] = self.slots.shift(seq.slot, seq.num_keep)
+            ready.append(seq)
+        allowed = self._share_cells(ready, drafts) if self.slots.shared_cells is not None else None
+        scheduled = []
+        for seq in ready:
+            slot = seq.slot
             proposed = drafts.get(slot.seq_id, [])
-            if proposed and len(seq.pending) == 1:  # the sampled token and the drafts, all checked
-                chunk, outputs = seq.pending + proposed, len(proposed) + 1
+            size = self._wanted(seq, proposed) if allowed is None else allowed.get(seq.request_id, 0)
+            if size == 0:  # waits for cells of the shared pool
+                continue
+            if proposed and len(seq.pending) == 1 and size == len(proposed) + 1:
+                chunk, outputs = seq.pending + proposed, len(proposed) + 1  # the sampled token and the drafts
             else:
-                chunk = seq.pending[: min(self.num_batch, self.num_ctx - len(slot.tokens))]
+                chunk = seq.pending[:size]
                 # the end of the prompt, or a sampled token (not text before an image)
                 outputs = 1 if len(chunk) == len(seq.pending) and not seq.images else 0
             position = len(slot.tokens)
             seq.outputs = [self.batch.add(token, position + offset, slot.seq_id, offset >= len(chunk) - outputs)
                            for offset, token in enumerate(chunk)][len(chunk) - outputs:]
+            taken = min(len(chunk), len(seq.pending))
             slot.tokens.extend(chunk)
-            del seq.pending[: len(chunk)]
-            scheduled.append(seq)
+            del seq.pending[:taken]
+            scheduled.append((seq, position, taken))
         return scheduled
+
+    def _take_back(self, scheduled: list[Scheduled]) -> None:
+        """Undo a step's batch that was not decoded: its tokens are pending again (drafts are dropped)."""
+        for seq, start, taken in scheduled:
+            seq.pending[:0] = seq.slot.tokens[start:start + taken]
+            del seq.slot.tokens[start:]
+            seq.outputs = []
+
+    def _wanted(self, seq: Sequence, proposed: list[int]) -> int:
+        if proposed and len(seq.pending) == 1:
+            return len(proposed) + 1
+        return min(self.num_batch, self.num_ctx - len(seq.slot.tokens), len(seq.pending))
+
+    # --- a shared (unified) KV pool -------------------------------------------------------------
+    # Every sequence keeps its whole num_ctx window, but together they hold at most the pool's cells.
+    # When they need more, idle slots' cached prefixes go first; then the oldest sequences go first: the
+    # youngest give their cells back and wait, to evaluate their tokens again later (their sampler keeps
+    # its history, so they go on where they stopped). A sequence with nothing cached starts only once all
+    # its pending tokens fit beside a token more for each older one, so it is not evicted again at once.
+    # A prompt with images is evaluated again from its pieces, its images encoded again.
+
+    def _share_cells(self, ready: list[Sequence], drafts: dict[int, list[int]]) -> dict[int, int]:
+        """Tokens each ready sequence may add to this step's batch (a drafting sequence that gets fewer than
+        its sampled token and drafts leaves the drafts out)."""
+        assert self.slots.shared_cells is not None
+        allowed: dict[int, int] = {}
+        free = self.slots.free_cells()  # neither held by a slot nor promised to a sequence this step
+        promised = 0
+        for age, seq in enumerate(sorted(ready, key=lambda s: s.started)):
+            wanted = self._wanted(seq, drafts.get(seq.slot.seq_id, []))
+            needed = wanted if seq.slot.tokens else min(seq.left_to_evaluate() + age, self.slots.shared_cells)
+            if free < needed:
+                self._claim(seq, needed + promised)
+                free = self.slots.free_cells() - promised
+            if seq.slot.tokens or free >= needed:
+                size = max(0, min(wanted, free, self.batch.capacity - promised))
+                allowed[seq.request_id] = size
+                free -= size
+                promised += size
+        return allowed
+
+    def _claim(self, seq: Sequence, cells: int) -> bool:
+        """Free `cells` cells of the pool if that can be done without taking them from an older sequence:
+        idle slots' cached prefixes go first, then younger sequences' cells, the youngest first."""
+        if self.slots.free_cells() >= cells:
+            return True
+        self.slots.evict_idle(cells)
+        while self.slots.free_cells() < cells:
+            victim = self._youngest_holder(younger_than=seq)
+            if victim is None:
+                return False
+            self._give_back(victim)
+        return True
+
+    def _youngest_holder(self, younger_than: Sequence) -> Sequence | None:
+        holders = [seq for seq in self.running if seq.started > younger_than.started and seq.slot.tokens]
+        return max(holders, key=lambda s: s.started, default=None)
+
+    def _give_back(self, seq: Sequence) -> None:
+        """Empty a sequence's cache; it evaluates those tokens again when there is room. A prompt with images
+        starts again from its pieces (images are not tokens), followed by the answer so far."""
+        if seq.prepared is None:
+            seq.pending[:0] = seq.slot.tokens
+        else:
+            _, lead, images = seq.prepared.remaining(0)
+            for image, _ in images:
+                image.decoded = image.filled = 0
+            (images[-1][1] if images else lead).extend(seq.sampled)
+            seq.pending, seq.images = lead, deque(images)
+        self.slots.truncate(seq.slot, 0)
+        seq.outputs = []
+
+    def _unblock(self) -> None:
+        """Nothing could go on for want of cells, or llama.cpp found the pool fuller than the slots' count
+        of it (an M-RoPE image's cells, say): idle prefixes go; else the youngest of several sequences
+        holding cells gives them back; else the youngest waiting sequence fails, as one sequence's cells
+        and its own need are more than the pool has."""
+        waiting = [seq for seq in self.running if seq.awaits is None and (seq.pending or seq.images)]
+        if not waiting:
+            return
+        idle = [slot for slot in self.slots.slots if not slot.busy and slot.tokens]
+        if idle:
+            for slot in idle:
+                self.slots.truncate(slot, 0)
+            return
+        holders = [seq for seq in self.running if seq.slot.tokens]
+        if len(holders) > 1:
+            self._give_back(max(holders, key=lambda s: s.started))
+            return
+        victim = max(waiting, key=lambda s: s.started)
+        self.slots.truncate(victim.slot, 0)
+        self._fail(victim, "no KV cache space left for this sequence")
+
+    def make_room(self, cells: int) -> None:
+        """Free `cells` cells of a shared pool for work outside the step loop (embeddings)."""
+        if self.slots.shared_cells is None:
+            return
+        self.slots.evict_idle(cells)
+        for seq in sorted(self.running, key=lambda s: s.started, reverse=True):
+            if self.slots.free_cells() >= cells:
+                return
+            if seq.slot.tokens:
+                self._give_back(seq)
 
     def _verify(self, seq: Sequence, proposed: list[int]) -> None:
         """Sample at each drafted position in turn while the model agrees with the draft: every sample is
@@ -325,6 +462,7 @@ class StepLoop:
             return False
         if ahead == 0:
             seq.pending.append(token)
+        seq.sampled.append(token)
         if seq.generated >= seq.num_predict:
             self._finish(seq, "length", ahead)
             return False

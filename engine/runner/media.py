@@ -52,6 +52,11 @@ class Image:
     decoded: int = 0  # embeddings decoded so far
     filled: int = 0  # positions complete in the cache
 
+    def next_count(self, limit: int) -> int:
+        """Embeddings (and so KV cells) the next decode takes: at most `limit`, or all the rest."""
+        left = self.n_tokens - self.decoded
+        return left if self.non_causal else min(limit, left)
+
 
 @dataclass
 class Prepared:
@@ -216,7 +221,7 @@ class Projector:
         embedding gets logits (the decode's last output)."""
         assert image.embeddings is not None
         first = image.decoded
-        count = image.n_tokens - first if image.non_causal else min(limit, image.n_tokens - first)
+        count = image.next_count(limit)
         if self._batch is None or self._batch.capacity < count:
             if self._batch is not None:
                 self._batch.close()
@@ -230,8 +235,7 @@ class Projector:
                                   [p.x for p in places[section]], [p.z for p in places[section]]], dtype=np.int32)
         else:
             positions = np.arange(position, position + count, dtype=np.int32)
-        image.decoded += count
-        done = image.decoded == image.n_tokens
+        done = first + count == image.n_tokens
         self._batch.fill(image.embeddings[first:first + count], positions, seq_id, logits_last and done)
         if image.non_causal:
             lc.llama_set_causal_attn(ctx.ctx, False)
@@ -240,6 +244,7 @@ class Projector:
         finally:
             if image.non_causal:
                 lc.llama_set_causal_attn(ctx.ctx, True)
+        image.decoded += count  # after the decode: one that found no room in the cache can be tried again
         complete = (len(image.ids) if done else 0) if self.mrope else image.filled + count
         ids = image.ids[image.filled:complete]
         image.filled = complete

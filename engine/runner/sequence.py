@@ -41,3 +41,8 @@ class Sequence:
     images: deque[tuple[Image, list[int]]] = field(default_factory=deque)
     prepared: Prepared | None = None  # owns the images' mtmd chunks
     image_turns: int = 0  # image batches evaluated, so that sequences with images take turns
+    sampled: list[int] = field(default_factory=list)  # its answer's tokens so far
+
+    def left_to_evaluate(self) -> int:
+        """Cells its prompt (and the token it sampled last) still need: pending text, images and their text."""
+        return len(self.pending) + sum(image.n_tokens - image.decoded + len(text) for image, text in self.images)

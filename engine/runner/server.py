@@ -139,11 +139,12 @@ class Runner:
 class CompletionRunner(Runner):
     def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
         super().__init__(channel, loaded)
-        self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.info.num_ctx)
+        self.slots = SlotPool(loaded.ctx, loaded.info.parallel, loaded.info.num_ctx, shared=loaded.info.kv_unified)
         self.loop = StepLoop(loaded.model, loaded.ctx, self.slots, num_ctx=loaded.info.num_ctx,
                              num_batch=loaded.num_batch, emit=channel.post, projector=loaded.projector,
                              drafter=loaded.drafter)
-        self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.info.num_ctx)
+        self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.info.num_ctx,
+                                     make_room=self.loop.make_room)
         self.waiting_embeds: deque[Embed] = deque()  # until a slot is idle
 
     @property

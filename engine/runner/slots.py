@@ -24,6 +24,9 @@ class Slot:
     # Leading positions whose KV cells other sequences may use too (a prefix copied in or out, in one KV
     # stream): shifting positions in place would move them under the other sequences' feet.
     shared: int = 0
+    # KV cells beyond one per position: an M-RoPE image has more embeddings than positions. Kept until the
+    # cache is emptied (an over-count after a partial cut only makes a shared pool look fuller).
+    surplus: int = 0
 
 
 def common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -41,10 +44,12 @@ def common_prefix_len(a: list[int], b: list[int]) -> int:
 
 
 class SlotPool:
-    def __init__(self, ctx: LlamaContext, count: int, num_ctx: int) -> None:
+    def __init__(self, ctx: LlamaContext, count: int, num_ctx: int, *, shared: bool = False) -> None:
         self.ctx = ctx
         self.num_ctx = num_ctx
         self.slots = [Slot(seq_id) for seq_id in range(count)]
+        # A unified KV cache: the slots share its cells, so together they may hold no more than it has.
+        self.shared_cells = ctx.n_ctx if shared else None
         # A sliding-window model's window: the positions before the next one that its layers attend to.
         self.window = ctx.model.n_swa
 
@@ -101,6 +106,7 @@ class SlotPool:
             self.ctx.seq_rm(target.seq_id, -1, -1)
             target.tokens = []
             target.shared = 0
+        target.surplus = 0  # copied cells are counted with their source
 
     @staticmethod
     def _new_runs(slot: Slot, busy: set[int]) -> int:
@@ -118,6 +124,27 @@ class SlotPool:
         slot.busy = True
         return slot
 
+    def free_cells(self) -> int:
+        """Cells of a shared cache that no slot holds."""
+        assert self.shared_cells is not None
+        return self.shared_cells - self.used_cells()
+
+    def used_cells(self) -> int:
+        """Cells the slots hold in one KV stream: one per cached position, but a prefix copied between slots
+        is the same cells for all of them (counted once, as the distinct prefixes of the shared parts)."""
+        used = sum(len(slot.tokens) - slot.shared + slot.surplus for slot in self.slots)
+        prefixes = sorted(slot.tokens[:slot.shared] for slot in self.slots if slot.shared)
+        used += sum(len(prefix) for prefix in prefixes)
+        return used - sum(common_prefix_len(a, b) for a, b in itertools.pairwise(prefixes))
+
+    def evict_idle(self, cells: int) -> None:
+        """Empty idle slots' caches, least recently used first, until `cells` cells are free (or none are
+        left to empty): a prefix kept for a later request gives way to work that needs the cells now."""
+        for slot in sorted((s for s in self.slots if not s.busy and s.tokens), key=lambda s: s.last_used):
+            if self.free_cells() >= cells:
+                return
+            self.truncate(slot, 0)
+
     def release(self, slot: Slot) -> None:
         slot.busy = False
         slot.last_used = next(_use_clock)
@@ -132,6 +159,8 @@ class SlotPool:
             length = 0
         del slot.tokens[length:]
         slot.shared = min(slot.shared, length)
+        if length == 0:
+            slot.surplus = 0
 
     def _continues(self, slot: Slot, length: int) -> bool:
         """Whether decoding can go on from position `length`. Sliding-window layers drop positions that
@@ -163,4 +192,5 @@ class SlotPool:
         self.ctx.seq_rm(slot.seq_id, -1, -1)
         slot.tokens = []
         slot.shared = 0
+        slot.surplus = 0
         return kept

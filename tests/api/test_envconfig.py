@@ -51,6 +51,13 @@ def test_duration_variables(monkeypatch: pytest.MonkeyPatch, raw: str, keep_aliv
     assert (settings.keep_alive, settings.load_timeout) == (keep_alive, load_timeout)
 
 
+def test_parallelism_is_chosen_per_model_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OLLAMA_NUM_PARALLEL", raising=False)
+    assert load_settings().num_parallel == 0
+    monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "1")
+    assert load_settings().num_parallel == 1
+
+
 def test_other_variables(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("OLLAMA_MODELS", f'"{tmp_path}"')
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "4")

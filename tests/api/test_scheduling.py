@@ -53,7 +53,7 @@ def runner_pids(server: Server) -> list[int]:
 
 @pytest.fixture
 def server(server_factory, smollm2_gguf: Path) -> Server:
-    server = server_factory()
+    server = server_factory(env={"OLLAMA_NUM_PARALLEL": "1"})  # one slot: what a request holds, others wait for
     create_from_gguf(server, "smol", smollm2_gguf)
     return server
 

@@ -37,14 +37,14 @@ def _abandon(server: Server, path: str, body: dict, after: float = 1.0) -> None:
     ("/api/chat", {"messages": COUNT}),
     ("/v1/chat/completions", {"messages": COUNT, "temperature": 0, "seed": 0, "max_tokens": 20000}),
 ])
-def test_a_whole_answer_abandoned_frees_the_slot(shared_server: Server, path: str, body: dict) -> None:
+def test_a_whole_answer_abandoned_frees_the_slot(one_slot_server: Server, path: str, body: dict) -> None:
     model = {"model": "smollm2:135m"}
-    httpx.post(f"{shared_server.url}/api/generate", json=model, timeout=120)  # loaded: one slot
-    _abandon(shared_server, path, {**model, "stream": False, "options": LONG, **body})
+    httpx.post(f"{one_slot_server.url}/api/generate", json=model, timeout=120)  # loaded: one slot
+    _abandon(one_slot_server, path, {**model, "stream": False, "options": LONG, **body})
     started = time.perf_counter()
-    r = httpx.post(f"{shared_server.url}/api/generate", json={
+    r = httpx.post(f"{one_slot_server.url}/api/generate", json={
         **model, "prompt": "hi", "stream": False, "options": {"temperature": 0, "num_predict": 2}}, timeout=60)
     assert r.status_code == 200 and r.json()["done"] is True
     # Had the abandoned request kept the only slot (OLLAMA_NUM_PARALLEL=1), this would wait for its tokens.
     assert time.perf_counter() - started < 30
-    assert f"client disconnected, cancelled POST {path}" in shared_server.output()
+    assert f"client disconnected, cancelled POST {path}" in one_slot_server.output()

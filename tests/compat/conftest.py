@@ -79,7 +79,9 @@ def sse_payloads(text: str) -> list[str]:
 @pytest.fixture(scope="package")
 def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("compat")
-    server = start_server(directory / "models", directory / "server.log", bundled=True)
+    # One slot per model: a dropped client must not keep it (test_a_dropped_stream_frees_the_slot).
+    server = start_server(directory / "models", directory / "server.log", {"OLLAMA_NUM_PARALLEL": "1"},
+                          bundled=True)
     with httpx.Client(base_url=server.url, timeout=120) as client:
         create_plain_smollm2(server.url, "m")
         for name, template in (("tm", TOOLS_TEMPLATE), ("fim", FIM_TEMPLATE), ("think", THINK_TEMPLATE)):

@@ -72,3 +72,31 @@ def test_a_stop_string_inside_accepted_drafts_cuts_the_output(aio: Aio, plain: R
     # the cache kept only what the output used: the same prompt again continues from it correctly
     again = aio.run(complete(drafted, PROMPTS[2], options=options))
     assert again.text == full
+
+
+def test_in_a_shared_pool_drafting_sequences_take_turns_and_each_finishes(aio: Aio, gguf: Path) -> None:
+    """OLLAMA_NUM_PARALLEL unset: the model's and the draft's caches are pools of 256 cells that the three
+    sequences share, and together they need more (about 3 x 100): the youngest give their cells back and
+    wait, drafting goes on for those that fit, and each answer starts as it does alone (batched with others
+    and evaluated again after giving its cells back, the sums differ a little, so greedy text may part from
+    the single run's later on)."""
+    spec = LoadSpec(str(gguf), num_ctx=256, parallel=3, num_thread=1, kv_unified=True, draft_path=str(gguf),
+                    draft_num_predict=4)
+    runner = aio.run(RunnerProcess.start(spec, load_timeout=60))
+    try:
+        options = {"num_predict": 80}
+        stories = [CHAT.format(f"Write a long story about {topic}.") for topic in ("the sea", "a fox", "a city")]
+        alone = [aio.run(complete(runner, p, options=options), timeout=120) for p in stories]
+
+        async def run() -> list[Completion]:
+            return await asyncio.gather(*(complete(runner, p, options=options) for p in stories))
+
+        together = aio.run(run(), timeout=300)
+    finally:
+        aio.run(runner.close())
+    assert sum(c.done.eval_count + c.done.prompt_eval_count for c in together if c.done) > 256
+    for c, reference in zip(together, alone, strict=True):
+        assert c.done is not None and reference.done is not None
+        assert (c.done.eval_count, c.done.done_reason) == (reference.done.eval_count, reference.done.done_reason)
+        assert c.text[:40] == reference.text[:40]
+    assert sum(c.done.draft_accepted for c in together if c.done) > 0

@@ -80,3 +80,54 @@ def test_other_sequences_decode_while_an_image_is_evaluated(aio: Aio, runner: Ru
     # the image's prompt takes several steps (its text, then IMAGE_TOKENS / BATCH embedding batches, then the
     # text after it); the text sequence produced a token in each of them
     assert events[sent:first].count("text") >= IMAGE_TOKENS // BATCH
+
+
+@pytest.fixture(scope="module")
+def pool_runner(aio: Aio, gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerProcess]:
+    """Two sequences sharing one pool of 256 KV cells (OLLAMA_NUM_PARALLEL unset), batches of 8."""
+    projector = write_projector(tmp_path_factory.mktemp("projector") / "mmproj.gguf")
+    spec = LoadSpec(str(gguf), num_ctx=256, parallel=2, num_batch=8, num_thread=1, projectors=[str(projector)],
+                    kv_unified=True)
+    process = aio.run(RunnerProcess.start(spec, load_timeout=60))
+    yield process
+    aio.run(process.close())
+
+
+def test_in_a_shared_pool_a_prompt_with_an_image_gives_its_cells_back_and_is_evaluated_again(
+        aio: Aio, pool_runner: RunnerProcess) -> None:
+    """An older text sequence outgrows the pool beside a younger one with an image: the image's sequence
+    gives its cells back, waits, then evaluates its prompt with the image again and its answer so far, and
+    goes on as if nothing happened."""
+    long_text = CHAT.format("Tell me a long story about a lighthouse. " * 22)  # about 200 tokens
+    image_prompt = CHAT.format("[img-0] Describe it.")
+    options = {**GREEDY, "num_predict": 40}
+    alone = aio.run(complete(pool_runner, image_prompt, images=[BLACK], options=options), timeout=120)
+    events: list[str] = []
+    image_tokens: list[str] = []
+
+    async def text_stream() -> None:
+        request = CompletionRequest(long_text, {**GREEDY, "num_predict": 30})
+        async for event in pool_runner.completion(request):
+            events.append("text" if isinstance(event, Token) else "text done")
+
+    async def image_request() -> Done:
+        while "text" not in events:  # the text sequence holds its prompt's cells
+            await asyncio.sleep(0.01)
+        request = CompletionRequest(image_prompt, options, images=[BLACK])
+        async for event in pool_runner.completion(request):
+            assert isinstance(event, (Token, Done)), event
+            if isinstance(event, Done):
+                return event
+            events.append("image")
+            image_tokens.append(event.text)
+        raise AssertionError("no Done")
+
+    async def both() -> Done:
+        return (await asyncio.gather(text_stream(), image_request()))[1]
+
+    done = aio.run(both(), timeout=600)
+    assert "".join(image_tokens) == alone.text and done.eval_count == 40
+    # the two need more cells than the pool has (about 230 + 60): the image's sequence waited for the text's
+    ended = events.index("text done")
+    assert "image" in events[:ended] and "image" in events[ended:]
+    assert "text" not in events[events.index("image", ended):]

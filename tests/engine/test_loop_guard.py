@@ -33,9 +33,9 @@ def _trailing_run(chunks: list[str]) -> int:
     return run
 
 
-def test_a_looping_stream_ends_without_done(shared_server: Server) -> None:
+def test_a_looping_stream_ends_without_done(one_slot_server: Server) -> None:
     body = {"model": "smollm2:135m", "prompt": LOOPING, "raw": True, "options": {**GREEDY, "num_predict": LONG}}
-    lines = _stream(shared_server, body)
+    lines = _stream(one_slot_server, body)
     assert lines and not any(line.get("done") for line in lines)
     assert all("error" not in line for line in lines)
     texts = [line["response"] for line in lines]
@@ -44,37 +44,37 @@ def test_a_looping_stream_ends_without_done(shared_server: Server) -> None:
     assert _trailing_run(texts) == 31 and len(texts) < 40
 
 
-def test_a_looping_whole_response_is_the_last_chunk(shared_server: Server) -> None:
+def test_a_looping_whole_response_is_the_last_chunk(one_slot_server: Server) -> None:
     # Ollama's non-streamed answer is the last chunk it got, with the text joined: done false, no metrics.
     body = {"model": "smollm2:135m", "prompt": LOOPING, "raw": True, "stream": False,
             "options": {**GREEDY, "num_predict": LONG}}
-    r = httpx.post(f"{shared_server.url}/api/generate", json=body, timeout=120)
+    r = httpx.post(f"{one_slot_server.url}/api/generate", json=body, timeout=120)
     assert r.status_code == 200, r.text
     answer = r.json()
     assert answer["done"] is False and "done_reason" not in answer and "eval_count" not in answer
     assert answer["response"] == "7" * 31
 
 
-def test_the_aborted_sequence_frees_its_slot(shared_server: Server) -> None:
-    # One slot (OLLAMA_NUM_PARALLEL defaults to 1): had the runner gone on with the ~20000 tokens left
+def test_the_aborted_sequence_frees_its_slot(one_slot_server: Server) -> None:
+    # One slot (OLLAMA_NUM_PARALLEL=1): had the runner gone on with the ~20000 tokens left
     # after the guard (minutes, even on a fast machine), the next request would wait for them.
     body = {"model": "smollm2:135m", "prompt": LOOPING, "raw": True, "options": {**GREEDY, "num_predict": 20000}}
-    lines = _stream(shared_server, body)
+    lines = _stream(one_slot_server, body)
     assert len(lines) < 40 and not any(line.get("done") for line in lines)
     started = time.perf_counter()
-    r = httpx.post(f"{shared_server.url}/api/generate", json={
+    r = httpx.post(f"{one_slot_server.url}/api/generate", json={
         "model": "smollm2:135m", "prompt": "hi", "stream": False, "options": {"temperature": 0, "num_predict": 2}},
         timeout=60)
     assert r.status_code == 200 and r.json()["done"] is True
     assert time.perf_counter() - started < 30
 
 
-def test_whitespace_chunks_break_a_run(shared_server: Server) -> None:
+def test_whitespace_chunks_break_a_run(one_slot_server: Server) -> None:
     # "1 1 1 …" is continued as " ", "1", " ", "1", …: trimmed, the chunks alternate between "" and "1",
     # so no chunk repeats and the completion runs to its num_predict.
     body = {"model": "smollm2:135m", "prompt": " ".join(["1"] * 12), "raw": True,
             "options": {**GREEDY, "num_predict": 80}}
-    lines = _stream(shared_server, body)
+    lines = _stream(one_slot_server, body)
     assert lines[-1]["done"] is True and lines[-1]["done_reason"] == "length"
     assert lines[-1]["eval_count"] == 80
     texts = [line["response"] for line in lines[:-1]]

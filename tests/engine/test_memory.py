@@ -125,6 +125,13 @@ def test_parallel_multiplies_the_kv_cache() -> None:
     assert four.kv == 4 * one.kv
 
 
+def test_sequences_sharing_one_window_plan_the_memory_of_one() -> None:
+    one = estimate(llama3_8b(), num_ctx=4096, parallel=1, num_batch=512, gpus=[])
+    shared = estimate(llama3_8b(), num_ctx=4096, parallel=4, num_batch=512, gpus=[], kv_unified=True)
+    assert (shared.kv, shared.graph, shared.total) == (one.kv, one.graph, one.total)
+    assert (shared.parallel, shared.kv_unified) == (4, True)  # what the runner is loaded with
+
+
 def test_real_smollm2_estimate(smollm2_gguf) -> None:
     info = read_gguf(smollm2_gguf)
     plan = estimate(info, num_ctx=4096, parallel=1, num_batch=512, gpus=[])

@@ -50,8 +50,29 @@ def _system_tokens(aio: Aio, runner: RunnerProcess, system: str) -> int:
     return len(aio.run(runner.tokenize(f"<|im_start|>system\n{system}<|im_end|>\n", add_special=True)))
 
 
+@pytest.fixture(scope="module")
+def pool_runner(aio: Aio, gguf: Path) -> Iterator[RunnerProcess]:
+    """Four sequences sharing one pool of 512 KV cells (OLLAMA_NUM_PARALLEL unset)."""
+    spec = LoadSpec(str(gguf), num_ctx=512, parallel=4, num_thread=1, kv_unified=True)
+    process = aio.run(RunnerProcess.start(spec, load_timeout=60))
+    yield process
+    aio.run(process.close())
+
+
 def test_requests_arriving_together_evaluate_the_shared_prefix_once(aio: Aio, runner: RunnerProcess,
                                                                     expected: dict[str, str]) -> None:
+    _evaluate_the_shared_prefix_once(aio, runner, expected)
+
+
+def test_in_a_shared_pool_a_copied_prefix_is_counted_once(aio: Aio, pool_runner: RunnerProcess,
+                                                         expected: dict[str, str]) -> None:
+    """The four prompts hold more tokens (4 x 186) than the pool has cells, but far fewer cells: a copied prefix
+    is the same cells for every sequence that holds it. So none gives its cells back to evaluate them again
+    later (which would change the greedy answers: batched differently, the sums differ a little)."""
+    _evaluate_the_shared_prefix_once(aio, pool_runner, expected)
+
+
+def _evaluate_the_shared_prefix_once(aio: Aio, runner: RunnerProcess, expected: dict[str, str]) -> None:
     prompts = [prompt(MUSEUM, q) for q in QUESTIONS]
 
     async def run() -> list[Completion]:

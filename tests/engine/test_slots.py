@@ -15,6 +15,7 @@ class FakeContext:
     shares_cells: bool = False  # one KV stream for all sequences (a unified cache)
     window: int = 0  # sliding-window attention span of the model (0: none)
     pos_min: int = 0  # the smallest position every layer still holds
+    n_ctx: int = 0  # cells of the KV cache
     calls: list[tuple] = field(default_factory=list)
 
     @property
@@ -175,3 +176,37 @@ def test_a_prefix_whose_window_is_still_held_is_reused() -> None:
     slot = slots.acquire(list(range(18)) + [99])  # position 18 needs 14 to 17: still there
     assert slot.tokens == list(range(18))
     assert ctx.calls == [("rm", 0, 18, -1)]
+
+
+def test_a_shared_pool_counts_a_copied_prefix_once() -> None:
+    ctx = FakeContext(shares_cells=True, n_ctx=100)
+    slots = SlotPool(ctx, 4, 100, shared=True)  # type: ignore[arg-type]
+    a, b, c, d = slots.slots
+    a.tokens = [1, 2, 3, 4, 5, 6]
+    assert slots.used_cells() == 6 and slots.free_cells() == 94
+    slots.copy_prefix(a, b, 4)  # b shares a's first 4 cells
+    b.tokens += [7, 8]
+    slots.copy_prefix(b, c, 2)
+    assert slots.used_cells() == 6 + 2  # a's 6 cells and b's own 2
+    d.tokens = [1, 2, 3]  # the same tokens, evaluated on its own: cells of its own
+    assert slots.used_cells() == 8 + 3
+    slots.truncate(a, 0)  # b and c still hold the shared cells
+    assert slots.used_cells() == 6 + 3
+    d.surplus = 5  # an M-RoPE image's embeddings beyond its positions
+    assert slots.used_cells() == 6 + 3 + 5
+    slots.truncate(d, 0)
+    assert slots.used_cells() == 6 and d.surplus == 0
+
+
+def test_idle_prefixes_give_way_least_recently_used_first() -> None:
+    ctx = FakeContext(shares_cells=True, n_ctx=10)
+    slots = SlotPool(ctx, 3, 10, shared=True)  # type: ignore[arg-type]
+    old, recent, busy = slots.slots
+    old.tokens, recent.tokens, busy.tokens = [1, 2, 3], [4, 5, 6], [7, 8]
+    slots.release(old)
+    slots.release(recent)
+    busy.busy = True
+    slots.evict_idle(4)  # 2 free: the least recently used prefix goes
+    assert (old.tokens, recent.tokens) == ([], [4, 5, 6])
+    slots.evict_idle(10)  # as many as there are: busy slots keep theirs
+    assert (recent.tokens, busy.tokens) == ([], [7, 8])
