@@ -164,8 +164,11 @@ class RunnerProcess:
 
     # --- requests -------------------------------------------------------------------------------
 
-    async def tokenize(self, text: str, add_special: bool = False, parse_special: bool = True) -> list[int]:
-        return await self._call(lambda rid: Tokenize(rid, text, add_special, parse_special))  # type: ignore[return-value]
+    async def tokenize(self, text: str, add_special: bool = False, parse_special: bool = True, *,
+                       head: int = 0, tail: int = 0) -> list[int]:
+        """The text's tokens. A text beyond `head` tokens gives its first `head` + 1, one beyond `tail` its last
+        `tail`: the runner does not tokenize what lies beyond (a 256 MB text would cost it gigabytes)."""
+        return await self._call(lambda rid: Tokenize(rid, text, add_special, parse_special, head, tail))  # type: ignore[return-value]
 
     async def detokenize(self, tokens: list[int]) -> str:
         return await self._call(lambda rid: Detokenize(rid, list(tokens)))  # type: ignore[return-value]
@@ -230,12 +233,18 @@ class RunnerProcess:
         self._writer.write(encode_frame(message))
 
     async def _call(self, make_message: Callable[[int], object]) -> object:
+        """One request, one reply. A caller cancelled before the reply (its client left) cancels the
+        request in the runner too: an embedding batch stops at its next decode."""
         request_id, queue = self._open()
+        answered = False
         try:
             self._send(make_message(request_id))
             payload = await queue.get()
+            answered = True
         finally:
             del self._queues[request_id]
+            if not answered and self.alive:
+                self._send(Cancel(request_id))
         if isinstance(payload, Failure | _Terminated):
             raise self._error(payload)
         return payload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -69,7 +70,7 @@ def _coerce(key: str, value: Any) -> Any:
             raise OptionError(f'option "{key}" must be of type integer')
         return int(value)  # Go truncates floats toward zero
     if kind == "float":
-        if not is_number:
+        if not is_number or not math.isfinite(value):  # NaN would make every later comparison false
             raise OptionError(f'option "{key}" must be of type float32')
         return float(value)
     if kind == "bool | None":

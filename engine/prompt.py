@@ -114,26 +114,45 @@ async def chat_prompt(
     """Ollama's chatPrompt: drop the oldest non-system messages until the prompt fits in num_ctx.
     System messages are always kept (moved to the front) and so is the last message. With
     `count_images` (the model has a projector) each image counts as IMAGE_TOKENS tokens. Images of
-    the kept messages are then marked `[img-N]` in their content and returned in order."""
+    the kept messages are then marked `[img-N]` in their content and returned in order.
+
+    Dropping messages only shortens the prompt, so the first message kept is found by a search from the
+    end (doubling steps, then halving): O(log k) renders of at most 2k messages when k fit, where Ollama
+    renders once per message dropped (quadratic: minutes for a few thousand messages)."""
 
     def kept_system(start: int) -> list[dict[str, Any]]:
         return [m for m in messages[:start] if m.get("role") == "system"]
 
+    async def fits(start: int) -> bool:
+        prompt = template.render(kept_system(start) + messages[start:], tools, think, think_level, think_value)
+        cost = len(await tokenize(prompt))
+        if count_images:
+            cost += IMAGE_TOKENS * sum(len(m.get("images") or []) for m in messages[start:])
+        return cost <= num_ctx
+
     start = 0
-    if truncate and messages:
-        last = len(messages) - 1
-        for start in range(last + 1):
-            if start == last:
-                break
-            prompt = template.render(kept_system(start) + messages[start:], tools, think, think_level, think_value)
-            cost = len(await tokenize(prompt))
-            if count_images:
-                cost += IMAGE_TOKENS * sum(len(m.get("images") or []) for m in messages[start:])
-            if cost <= num_ctx:
-                break
+    if truncate and len(messages) > 1 and not await fits(0):
+        start = await _first_fitting(len(messages) - 1, fits)
     if template.renderer is not None:
         kept = messages[start:]
         images = [image for m in kept for image in m.get("images") or []]
         return ChatPrompt(template.render(kept_system(start) + kept, tools, think, think_level, think_value), images)
     tagged, images = tag_images(messages[start:])
     return ChatPrompt(template.render(kept_system(start) + tagged, tools, think, think_level, think_value), images)
+
+
+async def _first_fitting(last: int, fits: Callable[[int], Awaitable[bool]]) -> int:
+    """The smallest start in (0, last] for which `fits` holds, `fits` being monotone (false at 0), or
+    `last` when none does (the last message is kept whatever it costs)."""
+    fitting, step = last, 1
+    while fitting - step > 0 and await fits(fitting - step):
+        fitting -= step
+        step *= 2
+    failing = max(fitting - step, 0)  # fits(failing) is false (checked, or it is 0)
+    while fitting - failing > 1:
+        middle = (fitting + failing) // 2
+        if await fits(middle):
+            fitting = middle
+        else:
+            failing = middle
+    return fitting

@@ -134,6 +134,9 @@ class Tokenize:
     text: str
     add_special: bool
     parse_special: bool
+    # A text beyond what the caller can use is not tokenized whole (engine/runner/window.py):
+    head: int = 0  # > 0: a text beyond this many tokens gives its first `head` + 1
+    tail: int = 0  # > 0: a text beyond this many tokens gives its last `tail`
 
 
 @dataclass
@@ -191,6 +194,10 @@ class Reply:
 
     request_id: int
     payload: Any
+
+
+def invalid_token_message(token: int, n_vocab: int) -> str:
+    return f"invalid token id {token}: the vocabulary has ids 0 to {n_vocab - 1}"
 
 
 def encode_frame(message: object) -> bytes:

@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine import rpc
@@ -37,6 +37,28 @@ class QueueFull(Exception):
         super().__init__("server busy, please try again.  maximum pending requests exceeded")
 
 
+class WaitQueue:
+    """Requests waiting, for a load or for a free slot of a loaded model: OLLAMA_MAX_QUEUE bounds them
+    together. (Ollama counts only those waiting for a load, so a busy loaded model makes clients wait
+    without bound; a quick 503 lets them go elsewhere or come back.)"""
+
+    def __init__(self, limit: int, counters: SchedulerCounters) -> None:
+        self.limit = limit
+        self.count = 0
+        self.counters = counters
+
+    @contextlib.contextmanager
+    def entry(self) -> Iterator[None]:
+        if self.count >= self.limit:
+            self.counters.queue_rejections += 1
+            raise QueueFull()
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+
+
 def human_bytes(n: float) -> str:
     """Ollama's HumanBytes2: binary units with one decimal."""
     if n < 1024:
@@ -53,6 +75,13 @@ class DoesNotFit(RunnerError):
     def __init__(self, needed: int, available: int) -> None:
         super().__init__(f"model requires more system memory ({human_bytes(needed)}) than is available "
                          f"({human_bytes(available)})", 500)
+
+
+def _sane_keep_alive(keep_alive: float | None) -> float | None:
+    """NaN (which no comparison catches) means the default; beyond a Go duration, forever."""
+    if keep_alive is None or math.isnan(keep_alive):
+        return None
+    return FOREVER if keep_alive < 0 or keep_alive >= FOREVER_SECONDS else keep_alive
 
 
 @dataclass(frozen=True)
@@ -92,6 +121,7 @@ class LoadedModel:
     session: float  # keep-alive in seconds, FOREVER for never
     slots: asyncio.Semaphore
     memory: Estimate
+    waiting: WaitQueue
     expires_at: float | None = None  # None until the model first goes idle
     ref_count: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -104,9 +134,16 @@ class LoadedModel:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """One of the runner's parallel sequences; extra requests wait here."""
-        async with self.slots:
+        """One of the runner's parallel sequences; extra requests wait here, within the queue's bound."""
+        if self.slots.locked():
+            with self.waiting.entry():
+                await self.slots.acquire()
+        else:
+            await self.slots.acquire()
+        try:
             yield
+        finally:
+            self.slots.release()
 
 
 class Scheduler:
@@ -139,8 +176,8 @@ class Scheduler:
         self.rpc_servers = rpc_servers
         self._loaded: dict[str, LoadedModel] = {}
         self._load_lock = asyncio.Lock()
-        self._pending = 0
         self.counters = SchedulerCounters()
+        self.waiting = WaitQueue(max_queue, self.counters)
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -158,6 +195,7 @@ class Scheduler:
         self, spec: ModelSpec, opts: Options, keep_alive: float | None, *, shift: bool = True
     ) -> AsyncIterator[LoadedModel]:
         """A loaded runner for `spec`, held (not unloaded, not expiring) until the block exits."""
+        keep_alive = _sane_keep_alive(keep_alive)
         loaded = await self._acquire(spec, opts, keep_alive, shift)
         try:
             yield loaded
@@ -174,8 +212,8 @@ class Scheduler:
             await self._close(loaded)
 
     def queue_depth(self) -> int:
-        """Requests waiting for a model to load (bounded by max_queue)."""
-        return self._pending
+        """Requests waiting for a model to load or for a slot (bounded by max_queue)."""
+        return self.waiting.count
 
     def loaded(self) -> list[LoadedModel]:
         return sorted(self._loaded.values(), key=lambda m: m.expiry(), reverse=True)
@@ -201,11 +239,7 @@ class Scheduler:
         loaded = self._loaded.get(spec.key)
         if self._usable(loaded, load_key):
             return self._attach(loaded, spec, keep_alive)
-        if self._pending >= self.max_queue:
-            self.counters.queue_rejections += 1
-            raise QueueFull()
-        self._pending += 1
-        try:
+        with self.waiting.entry():
             async with self._load_lock:
                 while True:
                     loaded = self._loaded.get(spec.key)
@@ -230,8 +264,6 @@ class Scheduler:
                             raise DoesNotFit(needed, available)
                         loaded = await self._load(runnable, opts, load_key, keep_alive, plan)
                         return self._attach(loaded, spec, keep_alive)
-        finally:
-            self._pending -= 1
 
     def _sequences(self, spec: ModelSpec) -> tuple[int, bool]:
         """How many sequences a runner decodes together, and whether they share one window's KV cells."""
@@ -298,7 +330,7 @@ class Scheduler:
         runner.on_crash = lambda: self.counters.runner_crashes.update([spec.name])
         session = self.default_keep_alive if keep_alive is None else keep_alive
         loaded = LoadedModel(spec=spec, runner=runner, load_key=load_key, num_ctx=num_ctx, session=session,
-                             slots=asyncio.Semaphore(parallel), memory=plan)
+                             slots=asyncio.Semaphore(parallel), memory=plan, waiting=self.waiting)
         self._loaded[spec.key] = loaded
         return loaded
 

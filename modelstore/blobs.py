@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -9,10 +10,12 @@ import re
 from pathlib import Path
 from types import TracebackType
 
+from modelstore import temps
 from modelstore.gojson import go_quote
 
 _DIGEST_PATTERN = re.compile(r"sha256[:-][0-9a-fA-F]{64}")
 TEMP_PREFIX = "sha256-"
+_TEMP_NAME = re.compile(r"sha256-[0-9A-Za-z_]{1,20}")
 
 
 class InvalidDigest(ValueError):
@@ -44,13 +47,22 @@ def fsync_directory(path: Path) -> None:
 
 
 def _create_temp(directory: Path) -> tuple[int, Path]:
-    """Like Go's os.CreateTemp(dir, "sha256-"): a new file named with random digits, mode 0600."""
+    """Like Go's os.CreateTemp(dir, "sha256-"): a new file named with random digits, mode 0600; locked as
+    this process's temporary (modelstore/temps.py) while the descriptor is open."""
     while True:
         path = directory / f"{TEMP_PREFIX}{random.randrange(1 << 32)}"
         try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             continue
+        temps.lock(fd)
+        return fd, path
+
+
+def is_temp_name(name: str) -> bool:
+    """A temporary in the blobs directory: `sha256-` and a short random suffix (Go's CreateTemp, or
+    mkstemp's), never a digest or a download's `-partial` file (those are resumable, not temporary)."""
+    return _TEMP_NAME.fullmatch(name) is not None
 
 
 class BlobWriter:
@@ -100,9 +112,12 @@ class BlobWriter:
         if self._done:
             return
         self._done = True
-        if not self._file.closed:
-            self._file.close()
-        self.temp_path.unlink(missing_ok=True)
+        try:
+            # Closing flushes what is buffered, which fails again on a full disk: the data is discarded anyway.
+            with contextlib.suppress(OSError):
+                self._file.close()
+        finally:
+            self.temp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> BlobWriter:
         return self

@@ -32,6 +32,23 @@ from modelstore.store import ModelStore
 DEFAULT_TEMPLATE = "{{ .Prompt }}"
 
 
+class BrokenModel(Exception):
+    """A model whose manifest names something unusable: a missing or undecodable blob, a corrupt GGUF.
+    Lists skip it (as Ollama does); its own routes answer with this text."""
+
+    def __init__(self, name: Name, problem: str) -> None:
+        super().__init__(f"model '{name.display_shortest()}' is broken: {problem}")
+
+
+def _problem(error: Exception) -> str:
+    """What is wrong, naming the blob rather than the store's path."""
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"blob {Path(error.filename).name} is missing"
+    if isinstance(error, OSError) and error.filename:
+        return f"blob {Path(error.filename).name}: {error.strerror}"
+    return str(error)
+
+
 def _text(path: Path) -> str:
     # Go strings are bytes; surrogateescape keeps invalid UTF-8 round-trippable.
     return path.read_bytes().decode("utf-8", "surrogateescape")
@@ -69,8 +86,12 @@ class Model:
         return self.name.display_shortest()
 
     def gguf(self) -> GGUFInfo | None:
-        """The model layer's GGUF header; None without a GGUF model layer."""
-        return self._gguf_header
+        """The model layer's GGUF header; None without a GGUF model layer. BrokenModel when it is corrupt."""
+        try:
+            return self._gguf_header
+        except (OSError, GGUFError) as e:
+            blob = self.model_path.name if self.model_path is not None else "?"
+            raise BrokenModel(self.name, f"model file {blob}: {_problem(e)}") from e
 
     @functools.cached_property
     def _gguf_header(self) -> GGUFInfo | None:
@@ -118,15 +139,22 @@ class Model:
         # A broken model blob must not break listing (Ollama logs and carries on).
         try:
             return self.gguf()
-        except (OSError, GGUFError):
+        except BrokenModel:
             return None
 
 
 def load_model(store: ModelStore, name: Name) -> Model | None:
     """Resolve a stored model; None when the name has no manifest.
 
-    Missing or undecodable layer blobs raise (OSError, ManifestError), as Ollama fails then too.
+    A corrupt manifest, or missing or undecodable layer blobs, raise BrokenModel, as Ollama fails then too.
     """
+    try:
+        return _load_model(store, name)
+    except (OSError, ManifestError, UnicodeDecodeError) as e:
+        raise BrokenModel(name, _problem(e)) from e
+
+
+def _load_model(store: ModelStore, name: Name) -> Model | None:
     manifest = store.read_manifest(name)
     if manifest is None:
         return None

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from modelstore.blobs import BlobStore, InvalidDigest, fsync_directory, is_valid_digest
+from modelstore import temps
+from modelstore.blobs import BlobStore, InvalidDigest, fsync_directory, is_temp_name, is_valid_digest
 from modelstore.derived import DerivedStore
 from modelstore.gojson import local_time_from_timestamp
 from modelstore.manifest import Manifest, ManifestError
@@ -41,12 +42,13 @@ def _write_atomically(target: Path, data: bytes, temp_dir: Path) -> None:
     temp_dir.mkdir(parents=True, exist_ok=True)
     temp = temp_dir / f"{_MANIFEST_TEMP_PREFIX}{random.randrange(1 << 32)}"
     try:
-        with open(temp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
+        with temps.owned_file(temp) as fd:  # held until renamed: a live writer's temp survives a start-up
+            with open(fd, "wb", closefd=False) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(temp, 0o644)
+            os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -224,6 +226,17 @@ class ModelStore:
         prune_empty_directories(self.manifests_dir)
         self.derived.sweep()
         return removed
+
+    def remove_abandoned_temporaries(self) -> list[str]:
+        """Start-up: remove uploads, conversions and manifest temps that no live process owns (kill -9
+        leaves them); returns their names. Partial downloads stay: a later pull resumes them."""
+        candidates = []
+        if self.blobs.directory.is_dir():
+            candidates += [Path(e.path) for e in os.scandir(self.blobs.directory)
+                           if is_temp_name(e.name) and e.is_file(follow_symlinks=False)]
+        if self.manifests_dir.is_dir():
+            candidates += list(self.manifests_dir.glob(_MANIFEST_TEMP_PREFIX + "*"))
+        return temps.remove_abandoned(candidates)
 
     def _remove_stale_manifest_temps(self, cutoff: float) -> None:
         if not self.manifests_dir.is_dir():

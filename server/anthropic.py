@@ -15,8 +15,8 @@ from starlette.responses import Response
 from modelstore import gojson
 from server.api import ChatRequest, RequestError, decode_base64, parse_request
 from server.api_anthropic import ImageSource, MessageParam, MessagesRequest
-from server.http import APIError
-from server.openai import busy_headers, encoded, tool_call_id
+from server.http import APIError, busy_headers
+from server.openai import encoded, tool_call_id
 
 JSON = "application/json"
 STREAM_HEADERS = {"cache-control": "no-cache", "connection": "keep-alive"}

@@ -11,9 +11,9 @@ import binascii
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
-from server.envconfig import DurationError, parse_go_duration
+from server.envconfig import MAX_DURATION_SECONDS, DurationError, parse_go_duration
 
 FOREVER = math.inf
 
@@ -36,7 +36,8 @@ def _keep_alive(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return FOREVER if value < 0 else float(value)
+        # Beyond what Go's time.Duration holds (about 292 years) is forever too.
+        return FOREVER if value < 0 or value >= MAX_DURATION_SECONDS else float(value)
     if isinstance(value, str):
         try:
             seconds = parse_go_duration(value)
@@ -104,6 +105,14 @@ Images = Annotated[list[bytes] | None, BeforeValidator(_images), WithJsonSchema(
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        """Go leaves a field untouched when its JSON value is null, whatever its type."""
+        if isinstance(data, dict) and None in data.values():
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 class RequestError(ValueError):

@@ -10,15 +10,19 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse, Response
 
 from engine.layouts.runnable import preparer
 from engine.scheduler import Scheduler
+from modelstore.model import BrokenModel
 from modelstore.store import ModelStore
 from server.api import RequestError
 from server.auth import KeyMiddleware
+from server.disconnect import DisconnectMiddleware
 from server.envconfig import Settings, load_settings
-from server.http import APIError, ClientGone, error_response, gone_response
+from server.errors import family_error_response, unexpected_error_response
+from server.http import APIError
 from server.inference import load_pinned
 from server.lifecycle import DrainMiddleware, preload
 from server.logs import log_request
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.store.remove_abandoned_temporaries()  # garbage by any rule: no live process writes them
         if not settings.noprune:
             state.store.prune()
         load = functools.partial(load_pinned, state.store, state.scheduler)
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.routers = [*ROUTERS, oci.router] if settings.serve_registry else list(ROUTERS)
     for router in app.state.routers:
         app.include_router(router)
+    app.add_middleware(DisconnectMiddleware)
     app.add_middleware(DrainMiddleware, lifecycle=state.lifecycle)
     if settings.api_keys:
         app.add_middleware(KeyMiddleware, keys=settings.api_keys)
@@ -92,15 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> Response:
-        return error_response(exc.message, exc.status)
-
-    @app.exception_handler(ClientGone)
-    async def client_gone(request: Request, exc: ClientGone) -> Response:
-        return gone_response()
+        return family_error_response(request.url.path, exc.message, exc.status)
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> Response:
-        return error_response(str(exc), 400)
+        return family_error_response(request.url.path, str(exc), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -109,6 +111,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return PlainTextResponse("405 method not allowed", 405, headers=exc.headers)
         if exc.status_code == 404:
             return PlainTextResponse("404 page not found", 404)
-        return error_response(str(exc.detail), exc.status_code)
+        return family_error_response(request.url.path, str(exc.detail), exc.status_code)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, exc: ClientDisconnect) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+
+    @app.exception_handler(BrokenModel)
+    async def broken_model(request: Request, exc: BrokenModel) -> Response:
+        return family_error_response(request.url.path, str(exc), 500)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """Anything a handler did not expect: a JSON 500 in the route family's shape, never a plain-text
+        traceback (uvicorn still logs the traceback)."""
+        return unexpected_error_response(request.url.path, exc)
 
     return app

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from engine.parsers import parser_for_architecture
 from engine.renderers import renderer_for_architecture
 from engine.template import Template, TemplateError, named_template
-from modelstore import gguf
+from modelstore import gguf, temps
 from modelstore.blobs import InvalidDigest, fsync_directory
 from modelstore.gojson import encoder_bytes
 from modelstore.layers import go_message, layer_from_blob, layer_status, new_layer
@@ -197,12 +198,19 @@ def _store_file(store: ModelStore, path: Path) -> tuple[str, bool]:
     return name, True
 
 
-def _temp_blob_path(store: ModelStore) -> Path:
-    """A new file in the blobs directory; startup pruning removes it if a crash leaves it behind."""
+@contextlib.contextmanager
+def _temp_blob_path(store: ModelStore) -> Iterator[Path]:
+    """A new file in the blobs directory, owned by this process while the block runs (modelstore/temps.py:
+    a crash leaves it to the next start-up) and removed after it."""
     store.blobs.directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="sha256-", dir=store.blobs.directory)
-    os.close(fd)
-    return Path(name)
+    path = Path(name)
+    try:
+        temps.lock(fd)
+        yield path
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
 
 
 async def _from_files(b: _Builder, files: dict[str, str], quantize_type: str) -> AsyncIterator[dict]:
@@ -251,14 +259,12 @@ async def _convert(b: _Builder, files: dict[str, str], convert: Callable[[Path, 
                 os.symlink(blob, link)
             except OSError:
                 raise APIError(f"file path must be relative: {path}", 400) from None
-        output = _temp_blob_path(b.store)
-        try:
-            await asyncio.to_thread(convert, workdir, output)
-            digest, created = await asyncio.to_thread(_store_file, b.store, output)
-        except ConvertError as e:
-            raise APIError(str(e), 400) from None
-        finally:
-            output.unlink(missing_ok=True)
+        with _temp_blob_path(b.store) as output:
+            try:
+                await asyncio.to_thread(convert, workdir, output)
+                digest, created = await asyncio.to_thread(_store_file, b.store, output)
+            except ConvertError as e:
+                raise APIError(str(e), 400) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if created:
@@ -415,17 +421,15 @@ async def _model_layers(b: _Builder, quantize_type: str) -> AsyncIterator[dict]:
 async def _quantize_layer(b: _Builder, index: int, layer: Layer, source: str, want: str, *,
                           media_type: str = MEDIA_MODEL) -> AsyncIterator[dict]:
     status = f"quantizing {source} model to {want}"
-    output = _temp_blob_path(b.store)
-    try:
-        async for done, count in quantize(b.store.blobs.path(layer.digest), output, want):
-            yield {"status": status, "digest": ZERO_DIGEST, "total": layer.size,
-                   "completed": int(done / count * layer.size) if count else 0}
-        yield {"status": "verifying conversion"}
-        digest, created = await asyncio.to_thread(_store_file, b.store, output)
-    except QuantizeError as e:
-        raise APIError(str(e), 500) from None
-    finally:
-        output.unlink(missing_ok=True)
+    with _temp_blob_path(b.store) as output:
+        try:
+            async for done, count in quantize(b.store.blobs.path(layer.digest), output, want):
+                yield {"status": status, "digest": ZERO_DIGEST, "total": layer.size,
+                       "completed": int(done / count * layer.size) if count else 0}
+            yield {"status": "verifying conversion"}
+            digest, created = await asyncio.to_thread(_store_file, b.store, output)
+        except QuantizeError as e:
+            raise APIError(str(e), 500) from None
     if created:
         b.written.append(digest)
     quantized = Layer(media_type=media_type, digest=digest, size=b.store.blobs.size(digest))

@@ -64,7 +64,7 @@ def embed_window(kv: dict[str, Any], capabilities: list[str], opts: Options, def
 
 async def fit_input(runner: RunnerProcess, text: str, window: EmbedWindow, truncate: bool) -> str:
     """The text, or its head cut to the window; a 400 when it cannot fit (or must not be cut)."""
-    tokens = await runner.tokenize(text)
+    tokens = await runner.tokenize(text, head=window.limit)
     limit = window.room(tokens, window.limit)
     if limit <= 0:
         raise APIError(AFTER_TRUNCATION, 400)
@@ -76,7 +76,7 @@ async def fit_input(runner: RunnerProcess, text: str, window: EmbedWindow, trunc
 
 
 async def _fit_to_batch(runner: RunnerProcess, text: str, window: EmbedWindow) -> str:
-    tokens = await runner.tokenize(text)
+    tokens = await runner.tokenize(text, head=window.limit)
     limit = min(window.room(tokens, window.limit), window.room(tokens, window.retry_limit))
     if limit <= 0:
         raise APIError(AFTER_TRUNCATION, 400)

@@ -14,6 +14,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 11434
 FOREVER = math.inf
+# Bodies of JSON requests (not blob uploads, which stream to disk). Images travel base64-encoded in chat
+# requests, so the default leaves room for many; it bounds what one request can make the daemon hold.
+DEFAULT_MAX_BODY = 64 << 20
+# How long a client may take over a request's headers, or stall in its body, before it is disconnected.
+DEFAULT_READ_TIMEOUT = 60.0
 
 
 def _var(name: str) -> str:
@@ -51,6 +56,8 @@ def _uint(name: str, default: int) -> int:
     return value
 
 
+# time.Duration is int64 nanoseconds.
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 _GO_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -79,6 +86,8 @@ def parse_go_duration(text: str) -> float:
             raise DurationError(f'time: invalid duration "{original}"')
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         pos = match.end()
+    if total > MAX_DURATION_SECONDS:
+        raise DurationError(f'time: invalid duration "{original}"')
     return sign * total
 
 
@@ -105,6 +114,12 @@ def _keep_alive_env(raw: str) -> float:
 def _load_timeout(raw: str) -> float | None:
     """OLLAMA_LOAD_TIMEOUT: zero or negative means no limit."""
     seconds = _seconds_env(raw, 300.0)
+    return None if seconds <= 0 else seconds
+
+
+def _read_timeout(raw: str) -> float | None:
+    """POLLAMA_READ_TIMEOUT: zero or negative means no limit (as Ollama)."""
+    seconds = _seconds_env(raw, DEFAULT_READ_TIMEOUT)
     return None if seconds <= 0 else seconds
 
 
@@ -214,6 +229,8 @@ class Settings:
     log_level: int = logging.INFO
     log_format: str = "text"
     no_cloud: bool = False
+    max_body: int = DEFAULT_MAX_BODY
+    read_timeout: float | None = DEFAULT_READ_TIMEOUT
 
 
 def load_settings() -> Settings:
@@ -243,6 +260,8 @@ def load_settings() -> Settings:
         shutdown_timeout=_seconds_env(_var("POLLAMA_SHUTDOWN_TIMEOUT"), 30.0),
         preload=_list("POLLAMA_PRELOAD"),
         rpc_servers=_list("POLLAMA_RPC_SERVERS"),
+        max_body=_uint("POLLAMA_MAX_BODY", 0) or DEFAULT_MAX_BODY,
+        read_timeout=_read_timeout(_var("POLLAMA_READ_TIMEOUT")),
     )
 
 

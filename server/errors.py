@@ -10,7 +10,7 @@ from enum import StrEnum
 from starlette.responses import Response
 
 from server import anthropic, openai
-from server.http import error_response, json_response
+from server.http import error_response, json_response, unexpected_error
 
 ANTHROPIC_PREFIX = "/v1/messages"
 OPENAI_PREFIX = "/v1/"
@@ -55,3 +55,8 @@ def family_error_response(path: str, message: str, status: int, headers: dict[st
         response = error_response(message, status)
     response.headers.update(headers or {})
     return response
+
+
+def unexpected_error_response(path: str, exc: Exception) -> Response:
+    """An error no handler expected, as JSON in the route family's shape (never a plain-text traceback)."""
+    return family_error_response(path, *unexpected_error(exc))

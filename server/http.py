@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,14 +10,13 @@ from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
 from modelstore import gojson
-from server.api import RequestError
+from server.body import BodyTooLarge, decode_json, read_body
 
 log = logging.getLogger(__name__)
 JSON_UTF8 = "application/json; charset=utf-8"
-
-
-class ClientGone(Exception):
-    """The client closed the connection while its whole (non-streamed) answer was being made."""
+# A 503 (the queue is full) asks clients to come back after this many seconds instead of hammering a busy
+# server at once: the OpenAI and Anthropic SDKs honour retry-after (up to 60 s) within their max_retries.
+RETRY_AFTER_SECONDS = 2
 
 
 class APIError(Exception):
@@ -32,80 +28,46 @@ class APIError(Exception):
         self.status = status
 
 
+def unexpected_error(exc: BaseException) -> tuple[str, int]:
+    """(text, status) for an error nobody expected: its own text, as Go handlers answer with err.Error().
+    Python only runs out of stack on input nested too deep, which is the client's mistake."""
+    log.error("unexpected error", exc_info=exc)
+    if isinstance(exc, RecursionError):
+        return "exceeded max depth", 400
+    return str(exc) or type(exc).__name__, 500
+
+
 def json_response(obj: Any, status: int = 200, media_type: str = JSON_UTF8) -> Response:
     return Response(gojson.dumps(obj).encode(), status_code=status, media_type=media_type)
 
 
+def busy_headers(status: int) -> dict[str, str]:
+    return {"retry-after": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+
+
 def error_response(message: str, status: int, media_type: str = JSON_UTF8) -> Response:
-    return json_response({"error": message}, status, media_type)
-
-
-def _go_decode_error(text: str, error: json.JSONDecodeError) -> str:
-    """Python's decoder message in the words of Go's encoding/json."""
-    rest = text[error.pos:]
-    if not rest.strip():
-        return "unexpected EOF"
-    char = rest[0]
-    if error.msg.startswith("Expecting property name"):
-        return f"invalid character '{char}' looking for beginning of object key string"
-    if error.msg.startswith("Expecting value"):
-        return f"invalid character '{char}' looking for beginning of value"
-    if error.msg.startswith("Expecting ',' delimiter"):
-        return f"invalid character '{char}' after object key:value pair"
-    if error.msg.startswith("Expecting ':' delimiter"):
-        return f"invalid character '{char}' after object key"
-    return f"invalid character '{char}' looking for beginning of value"
+    response = json_response({"error": message}, status, media_type)
+    response.headers.update(busy_headers(status))
+    return response
 
 
 async def read_json(request: Request) -> Any:
-    """The first JSON value of the body (Go's json.Decoder); the Content-Type is not looked at."""
-    text = (await request.body()).decode("utf-8", errors="replace")
-    stripped = text.lstrip()
-    if not stripped:
-        raise RequestError("missing request body")
+    """The first JSON value of the body (Go's json.Decoder), within the bounds of server/body.py; the
+    Content-Type is not looked at."""
+    limit = request.app.state.pollama.settings.max_body
     try:
-        value, _ = json.JSONDecoder().raw_decode(stripped)
-    except json.JSONDecodeError as e:
-        raise RequestError(_go_decode_error(stripped, e)) from None
-    return value
+        return decode_json(await read_body(request, limit))
+    except BodyTooLarge as e:
+        raise APIError(str(e), 413) from None
 
 
-async def collect_unless_gone(request: Request, items: AsyncIterator[dict]) -> list[dict]:
-    """Every item of a whole answer, watching the connection meanwhile: a client that goes away cancels
-    the work (a completion's sequence leaves its runner slot at the next step) and ClientGone is raised.
-    A streamed answer needs none of this: Starlette stops a StreamingResponse when the client goes."""
-
-    async def collect() -> list[dict]:
-        try:
-            return [item async for item in items]
-        finally:
-            await _close(items)
-
-    async def disconnected() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    work = asyncio.ensure_future(collect())
-    watch = asyncio.ensure_future(disconnected())
+async def collect(items: AsyncIterator[dict]) -> list[dict]:
+    """Every item of a whole (non-streamed) answer. A client that leaves meanwhile cancels the request
+    (server/disconnect.py), and with it the work behind `items`."""
     try:
-        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+        return [item async for item in items]
     finally:
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
-    if work.cancelled():
-        log.info("client disconnected, cancelled %s %s", request.method, request.url.path)
-        raise ClientGone()
-    return work.result()
-
-
-def gone_response() -> Response:
-    """What is "sent" to a client that is gone: nothing reaches it."""
-    return Response(status_code=499)
+        await _close(items)
 
 
 def _ndjson_line(item: dict) -> bytes:
@@ -130,6 +92,8 @@ async def stream_response(items: AsyncIterator[dict]) -> Response:
                 yield _ndjson_line(item)
         except APIError as e:
             yield _ndjson_line({"error": e.message})
+        except Exception as e:  # noqa: BLE001 - the stream has begun: the error is its last line
+            yield _ndjson_line({"error": unexpected_error(e)[0]})
         finally:
             await _close(items)
 

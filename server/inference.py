@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -18,8 +19,8 @@ from engine.layouts.runnable import sees_images
 from engine.options import OptionError, Options, layered_options
 from engine.parsers import Parser, ParserError, UnknownParser, effective_parser_name, parser_for_model, uses_harmony
 from engine.parsers.harmony import FINAL_ANSWER_PREFIX
-from engine.prompt import ChatPrompt, PromptTemplate, chat_prompt, tag_images
-from engine.protocol import CompletionRequest, Done
+from engine.prompt import ChatPrompt, PromptTemplate, Tokenize, chat_prompt, tag_images
+from engine.protocol import CompletionRequest, Done, invalid_token_message
 from engine.renderers import RenderError, UnknownRendererError, resolve_name, runner_prompt, tokenizer_adds_bos
 from engine.scheduler import LoadedModel, ModelSpec, QueueFull, Scheduler
 from engine.template import TemplateError
@@ -216,12 +217,14 @@ def parse_builtin(parser: Parser, text: str, done: bool) -> tuple[str, str, list
 async def _completion(loaded: LoadedModel, request: CompletionRequest) -> AsyncIterator[Any]:
     # Prompts only at trace (OLLAMA_DEBUG=2), as Ollama logs them.
     log.log(TRACE, "completion request: prompt=%r", request.prompt)
-    async with loaded.slot():
-        try:
+    try:
+        async with loaded.slot():
             async for event in loaded.runner.completion(request):
                 yield event
-        except RunnerError as e:
-            raise APIError(str(e), e.status) from None
+    except QueueFull as e:  # too many waiting for a slot
+        raise APIError(str(e), 503) from None
+    except RunnerError as e:
+        raise APIError(str(e), e.status) from None
 
 
 async def _enter(scheduler: Scheduler, resolved: Resolved, opts: Options, keep_alive: float | None,
@@ -234,6 +237,21 @@ async def _enter(scheduler: Scheduler, resolved: Resolved, opts: Options, keep_a
     except RunnerError as e:
         raise APIError(str(e), e.status) from None
     return context, loaded
+
+
+def counting(loaded: LoadedModel) -> Tokenize:
+    """Tokenize for fitting a prompt into the window: a text beyond it is not tokenized whole, only far
+    enough to see that it does not fit."""
+    return functools.partial(loaded.runner.tokenize, tail=loaded.num_ctx + 1)
+
+
+def checked_context(context: list[int], loaded: LoadedModel) -> list[int]:
+    """A request's `context` ids; one outside the model's vocabulary is the client's mistake."""
+    n_vocab = loaded.runner.info.n_vocab
+    bad = next((token for token in context if not 0 <= token < n_vocab), None)
+    if bad is not None:
+        raise APIError(invalid_token_message(bad, n_vocab), 400)
+    return context
 
 
 def _metrics(done: Done, started: float, loaded_at: float) -> dict[str, int]:
@@ -333,7 +351,7 @@ async def generate(
                     if held_thinking:
                         final["thinking"] = held_thinking
                 if not req.raw:
-                    final["context"] = await loaded.runner.tokenize(prompt + "".join(pieces))
+                    final["context"] = await loaded.runner.tokenize(prompt + "".join(pieces), tail=loaded.num_ctx)
                 final.update(_metrics(event, started, loaded_at))
                 yield final
                 return
@@ -385,12 +403,12 @@ async def _generate_prompt(req: GenerateRequest, resolved: Resolved, template: P
         user["images"] = images
     messages.append(user)
     think_on, level = _think_level(think)
-    prefix = await loaded.runner.detokenize(req.context) if req.context else ""
+    prefix = await loaded.runner.detokenize(checked_context(req.context, loaded)) if req.context else ""
     if req.template:
         tagged, images = tag_images(messages)
         return prefix + template.render(tagged, think=think_on, think_level=level), images, ""
     rendered = await render_prompt(chat_prompt(
-        template, messages, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx,
+        template, messages, tokenize=counting(loaded), num_ctx=loaded.num_ctx,
         truncate=req.truncate is not False, think=think_on, think_level=level, think_value=think,
         count_images=_sees_images(model)))
     return prefix + rendered.text, rendered.images, template.leading_bos
@@ -496,7 +514,7 @@ async def chat(store: ModelStore, scheduler: Scheduler, req: ChatRequest, starte
 
         async def render(history: list[dict[str, Any]]) -> ChatPrompt:
             return await render_prompt(chat_prompt(
-                template, history, tokenize=loaded.runner.tokenize, num_ctx=loaded.num_ctx, truncate=truncate,
+                template, history, tokenize=counting(loaded), num_ctx=loaded.num_ctx, truncate=truncate,
                 tools=tools, think=think_on, think_level=level, think_value=think,
                 count_images=_sees_images(resolved.model)))
 

@@ -26,13 +26,10 @@ from modelstore import gojson
 from server.api import ChatRequest, EmbedRequest, GenerateRequest, RequestError, parse_request
 from server.api_openai import ChatCompletionRequest, CompletionRequest, Message, ToolCall
 from server.api_openai import EmbedRequest as OpenAIEmbedRequest
-from server.http import APIError
+from server.http import APIError, busy_headers, unexpected_error
 
 FINGERPRINT = "fp_ollama"
 JSON = "application/json"
-# A 503 (the queue is full) asks SDKs to come back after this many seconds instead of hammering a busy
-# server at once: the OpenAI and Anthropic SDKs honour retry-after (up to 60 s) within their max_retries.
-RETRY_AFTER_SECONDS = 2
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -49,10 +46,6 @@ def error_type(status: int) -> str:
 
 def error_body(message: str, status: int) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type(status), "param": None, "code": None}}
-
-
-def busy_headers(status: int) -> dict[str, str]:
-    return {"retry-after": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
 
 
 def encoded(obj: Any) -> bytes:
@@ -602,6 +595,10 @@ async def sse_response(
                     yield event
         except APIError as e:
             for event in on_error_after(e):
+                yield event
+            return
+        except Exception as e:  # noqa: BLE001 - the stream has begun: the error is its last event
+            for event in on_error_after(APIError(*unexpected_error(e))):
                 yield event
             return
         finally:

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from server.envconfig import Settings
+from server.slowclients import server_options
 from server.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,6 @@ def serve(app: FastAPI, settings: Settings) -> int:
                             # log replaces its access log
                             log_config=None, access_log=False,
                             # the drain has already waited for the requests in flight
-                            timeout_graceful_shutdown=1)
+                            timeout_graceful_shutdown=1, **server_options(settings))
     DrainingServer(config, app.state.pollama).run()
     return 0

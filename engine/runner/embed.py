@@ -13,26 +13,33 @@ Two ways, depending on how the runner was loaded:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 import numpy as np
 
 from engine.protocol import EmbedResult
 from engine.runner.llama import Batch, LlamaContext, LlamaModel
-from engine.runner.loop import INPUT_TOO_LONG, PromptError
+from engine.runner.slots import Slot
+from engine.runner.window import INPUT_TOO_LONG, PromptError, beyond
 
 
 def embedding_tokens(model: LlamaModel, text: str, num_ctx: int) -> list[int]:
     """The input's tokens, specials included; refused when they do not fit the window.
 
     The daemon cuts inputs to the window the request asked for (Ollama's embed handler does), so an input
-    that is still too long here is the request's mistake, not something to cut silently."""
+    that is still too long here is the request's mistake, not something to cut silently. A text surely too
+    long is refused before it is tokenized (engine/runner/window.py)."""
+    if beyond(model, text, num_ctx):
+        raise PromptError(INPUT_TOO_LONG, 400)
     tokens = model.tokenize(text, add_special=True, parse_special=True)
     if not tokens:
         raise PromptError("cannot embed an empty input", 400)
     if len(tokens) > num_ctx:
         raise PromptError(INPUT_TOO_LONG, 400)
     return tokens
+
+
+EmbedSteps = Generator[None, None, EmbedResult]
 
 
 class PooledEmbedder:
@@ -43,28 +50,36 @@ class PooledEmbedder:
         self.max_sequences = max_sequences
         self.batch = Batch(ctx.n_batch)
 
-    def embed(self, inputs: list[str]) -> EmbedResult:
-        token_lists = [embedding_tokens(self.model, text, self.num_ctx) for text in inputs]
-        return EmbedResult(embeddings=self.pooled(token_lists), prompt_eval_count=sum(len(t) for t in token_lists))
+    def embed(self, inputs: list[str]) -> EmbedSteps:
+        """Pauses (yields) after each decode, so that the runner can hear of a cancel between them; an input
+        is tokenized only when its group is next."""
+        counts: list[int] = []
 
-    def pooled(self, token_lists: list[list[int]]) -> list[list[float]]:
-        """The pooled output of each token list (each fits the window), as few decodes as fit."""
+        def token_lists() -> Iterator[list[int]]:
+            for text in inputs:
+                tokens = embedding_tokens(self.model, text, self.num_ctx)
+                counts.append(len(tokens))
+                yield tokens
+
+        vectors = yield from self.pooled(token_lists())
+        return EmbedResult(embeddings=vectors, prompt_eval_count=sum(counts))
+
+    def pooled(self, token_lists: Iterable[list[int]]) -> Generator[None, None, list[list[float]]]:
+        """The pooled output of each token list (each fits the window), as few decodes as fit; pauses after
+        each decode but the last."""
         vectors: list[list[float]] = []
-        start = 0
-        while start < len(token_lists):
-            group = self._next_group(token_lists, start)
-            vectors.extend(self._decode_group(group))
-            start += len(group)
-        return vectors
-
-    def _next_group(self, token_lists: list[list[int]], start: int) -> list[list[int]]:
-        group, total = [token_lists[start]], len(token_lists[start])
-        for tokens in token_lists[start + 1:]:
-            if len(group) == self.max_sequences or total + len(tokens) > self.batch.capacity:
-                break
+        group: list[list[int]] = []
+        total = 0
+        for tokens in token_lists:
+            if group and (len(group) == self.max_sequences or total + len(tokens) > self.batch.capacity):
+                vectors.extend(self._decode_group(group))
+                group, total = [], 0
+                yield
             group.append(tokens)
             total += len(tokens)
-        return group
+        if group:
+            vectors.extend(self._decode_group(group))
+        return vectors
 
     def _decode_group(self, group: list[list[int]]) -> list[list[float]]:
         self.batch.clear()
@@ -90,27 +105,36 @@ class SlotEmbedder:
         self.num_ctx = num_ctx
         self.make_room = make_room  # cells of a shared KV cache, before an input is decoded
 
-    def embed(self, inputs: list[str], seq_id: int) -> EmbedResult:
-        """Embed in sequence `seq_id`, whose KV cache the caller has emptied and gets back empty."""
-        token_lists = [embedding_tokens(self.model, text, self.num_ctx) for text in inputs]
+    def embed(self, inputs: list[str], slot: Slot) -> EmbedSteps:
+        """Embed in the borrowed `slot`, whose KV cache the caller has emptied and gets back empty (also when
+        the steps are closed early). Pauses after each decode: the step loop runs in between, and while an
+        input is decoded its cells count as the slot's (`surplus`), so that a shared pool keeps them."""
+        vectors = []
+        evaluated = 0
+        for text in inputs:
+            tokens = embedding_tokens(self.model, text, self.num_ctx)
+            total = np.zeros(self.model.n_embd_out, dtype=np.float64)
+            self.make_room(len(tokens))
+            slot.surplus = len(tokens)
+            try:
+                for start in range(0, len(tokens), self.batch.capacity):  # causal: chunks see the earlier ones
+                    total += self._decode_chunk(tokens[start: start + self.batch.capacity], start, slot.seq_id)
+                    yield
+            finally:
+                self.ctx.seq_rm(slot.seq_id, -1, -1)
+                slot.surplus = 0
+            vectors.append((total / len(tokens)).tolist())
+            evaluated += len(tokens)
+        return EmbedResult(embeddings=vectors, prompt_eval_count=evaluated)
+
+    def _decode_chunk(self, chunk: list[int], start: int, seq_id: int) -> np.ndarray:
+        """The sum of the chunk's token vectors; embeddings are on for this decode only."""
+        self.batch.clear()
+        for offset, token in enumerate(chunk):
+            self.batch.add(token, start + offset, seq_id, True)
         self.ctx.set_embeddings(True)
         try:
-            vectors = [self._mean_state(tokens, seq_id) for tokens in token_lists]
+            self.ctx.decode(self.batch)
+            return self.ctx.token_embeddings(len(chunk)).sum(axis=0)
         finally:
             self.ctx.set_embeddings(False)
-        return EmbedResult(embeddings=vectors, prompt_eval_count=sum(len(t) for t in token_lists))
-
-    def _mean_state(self, tokens: list[int], seq_id: int) -> list[float]:
-        total = np.zeros(self.model.n_embd_out, dtype=np.float64)
-        self.make_room(len(tokens))
-        try:
-            for start in range(0, len(tokens), self.batch.capacity):  # causal: chunks see the earlier ones
-                chunk = tokens[start: start + self.batch.capacity]
-                self.batch.clear()
-                for offset, token in enumerate(chunk):
-                    self.batch.add(token, start + offset, seq_id, True)
-                self.ctx.decode(self.batch)
-                total += self.ctx.token_embeddings(len(chunk)).sum(axis=0)
-        finally:
-            self.ctx.seq_rm(seq_id, -1, -1)
-        return (total / len(tokens)).tolist()

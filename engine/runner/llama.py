@@ -7,6 +7,7 @@ modules that use it.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -164,6 +165,16 @@ class LlamaModel:
                 n = lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
             cached = self._pieces[token] = buf.raw[:n]
         return cached
+
+    @functools.cached_property
+    def longest_piece(self) -> int:
+        """Bytes of the longest token's text: no token covers more characters of a text than this."""
+        buf = ctypes.create_string_buffer(64)
+        longest = 1
+        for token in range(self.n_vocab):
+            n = lc.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+            longest = max(longest, abs(n))  # negative: the size the piece needs
+        return longest
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")

@@ -81,7 +81,8 @@ def load_model(spec: LoadSpec, on_progress: Callable[[float], None] | None = Non
         parallel = max(spec.parallel, 1)
         num_ctx = max(spec.num_ctx, 4)
         n_ctx = num_ctx if spec.kv_unified else num_ctx * parallel
-        threads = spec.num_thread if spec.num_thread > 0 else physical_cores()
+        # More threads than CPUs only slow llama.cpp down (and a huge num_thread would start them all).
+        threads = min(spec.num_thread, os.cpu_count() or 1) if spec.num_thread > 0 else physical_cores()
         if spec.embedding:
             # Whole inputs go in one micro-batch (non-causal models need that) and share one KV buffer.
             pooling = model.pooling_type()

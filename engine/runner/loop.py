@@ -22,17 +22,11 @@ from engine.runner.sampling import Sampler, SamplingParams, token_logprobs
 from engine.runner.sequence import Sequence
 from engine.runner.slots import SlotPool, common_prefix_len
 from engine.runner.text import TextStream
+from engine.runner.window import INPUT_TOO_LONG, PromptError, beyond, prompt_tokens
 
-INPUT_TOO_LONG = "the input length exceeds the context length"
 # A sequence in a step's batch: where its tokens start in its slot, and how many came from its pending ones.
 Scheduled = tuple[Sequence, int, int]
 log = logging.getLogger("engine.runner")
-
-
-class PromptError(Exception):
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def fit_prompt(tokens: list[int], num_ctx: int, num_keep: int, truncate: bool) -> list[int]:
@@ -122,10 +116,10 @@ class StepLoop:
             self._admit_with_images(request_id, request)
             return
         options = request.options
-        tokens = self.model.tokenize(request.prompt, add_special=True, parse_special=True)
         num_keep = options.get("num_keep", 4)
-        num_keep = min((len(tokens) if num_keep < 0 else num_keep) + self.model.add_bos, self.num_ctx - 1)
         try:
+            tokens = prompt_tokens(self.model, request.prompt, self.num_ctx, num_keep, request.truncate)
+            num_keep = min((len(tokens) if num_keep < 0 else num_keep) + self.model.add_bos, self.num_ctx - 1)
             if not tokens:
                 raise PromptError("the prompt is empty", 400)
             tokens = fit_prompt(tokens, self.num_ctx, num_keep, request.truncate)
@@ -190,10 +184,12 @@ class StepLoop:
         options = request.options
         sampler = prepared = None
         try:
+            if beyond(self.model, request.prompt, self.num_ctx):  # images leave no room to truncate
+                raise PromptError(INPUT_TOO_LONG, 400)
             prepared = self.projector.prepare(request.prompt, request.images, self.num_ctx)
             sampler = Sampler(self.model, SamplingParams.from_options(options), num_ctx=self.num_ctx,
                               grammar=request.grammar)
-        except (MediaError, LlamaError) as err:
+        except (MediaError, LlamaError, PromptError) as err:
             if prepared is not None:
                 prepared.close()
             self.emit(Reply(request_id, Failure(str(err), getattr(err, "status", 500))))

@@ -98,7 +98,9 @@ class Sampler:
         self.grammar_first = grammar_first
         self.fallbacks = 0  # picks the grammar rejected, made again by the constrained pass
         self._penalties = None
-        self._window = num_ctx if params.repeat_last_n < 0 else params.repeat_last_n
+        # The penalty window is a ring buffer of this many tokens: at most the context (llama.cpp's -1), not
+        # whatever a request asks for (repeat_last_n 5e8 cost 2 GB).
+        self._window = num_ctx if params.repeat_last_n < 0 else min(params.repeat_last_n, num_ctx)
         if params.penalizes:
             self._penalties = lc.llama_sampler_init_penalties(
                 model.n_vocab, self._window, params.repeat_penalty, params.frequency_penalty,

@@ -11,7 +11,7 @@ import queue
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import llama_cpp as lc
 
@@ -34,13 +34,15 @@ from engine.protocol import (
     Tokenize,
     decode_body,
     encode_frame,
+    invalid_token_message,
 )
 from engine.runner.embed import PooledEmbedder, SlotEmbedder
 from engine.runner.llama import LlamaError, init_backend
 from engine.runner.load import LoadedModel, embed_sequences, load_model
-from engine.runner.loop import PromptError, StepLoop
+from engine.runner.loop import StepLoop
 from engine.runner.rerank import NOT_A_RERANKER, Reranker
 from engine.runner.slots import SlotPool
+from engine.runner.window import PromptError, bounded_tokens
 
 log = logging.getLogger("engine.runner")
 
@@ -108,12 +110,11 @@ class Runner:
                 match command:
                     case Shutdown():
                         return
-                    case Tokenize(request_id, text, add_special, parse_special):
-                        tokens = self.loaded.model.tokenize(text, add_special=add_special,
-                                                            parse_special=parse_special)
-                        self.reply(request_id, tokens)
+                    case Tokenize(request_id, text, add_special, parse_special, head, tail):
+                        self.reply(request_id, bounded_tokens(self.loaded.model, text, head=head, tail=tail,
+                                                              add_special=add_special, parse_special=parse_special))
                     case Detokenize(request_id, tokens):
-                        self.reply(request_id, self.loaded.model.detokenize(tokens))
+                        self.reply(request_id, self.detokenize(tokens))
                     case _:
                         self.handle(command)
             self.work()
@@ -122,6 +123,14 @@ class Runner:
     @property
     def idle(self) -> bool:
         return True
+
+    def detokenize(self, tokens: list[int]) -> str | Failure:
+        """Ids from a client (a request's `context`); one outside the vocabulary would abort llama.cpp."""
+        n_vocab = self.loaded.model.n_vocab
+        bad = next((t for t in tokens if not 0 <= t < n_vocab), None)
+        if bad is not None:
+            return Failure(invalid_token_message(bad, n_vocab), 400)
+        return self.loaded.model.detokenize(tokens)
 
     def handle(self, command: object) -> None:
         raise NotImplementedError
@@ -136,6 +145,32 @@ class Runner:
         self.loaded.close()
 
 
+class EmbedJob:
+    """One embedding (or rerank) request, advanced a decode at a time between commands, so a cancel stops it."""
+
+    def __init__(self, request_id: int, steps: Generator[None, None, EmbedResult | RerankResult],
+                 release: Callable[[], None] = lambda: None) -> None:
+        self.request_id = request_id
+        self.steps = steps
+        self.release = release
+
+    def advance(self) -> EmbedResult | RerankResult | Failure | None:
+        """The outcome once the request is done, else None."""
+        try:
+            next(self.steps)
+            return None
+        except StopIteration as done:
+            return done.value
+        except PromptError as err:
+            return Failure(str(err), err.status)
+        except LlamaError as err:
+            return Failure(str(err))
+
+    def close(self) -> None:
+        self.steps.close()
+        self.release()
+
+
 class CompletionRunner(Runner):
     def __init__(self, channel: Channel, loaded: LoadedModel) -> None:
         super().__init__(channel, loaded)
@@ -146,10 +181,11 @@ class CompletionRunner(Runner):
         self.embedder = SlotEmbedder(loaded.model, loaded.ctx, self.loop.batch, num_ctx=loaded.info.num_ctx,
                                      make_room=self.loop.make_room)
         self.waiting_embeds: deque[Embed] = deque()  # until a slot is idle
+        self.embeds: list[EmbedJob] = []  # each in a borrowed slot
 
     @property
     def idle(self) -> bool:
-        return self.loop.idle and not self.waiting_embeds
+        return self.loop.idle and not self.waiting_embeds and not self.embeds
 
     def handle(self, command: object) -> None:
         match command:
@@ -157,6 +193,10 @@ class CompletionRunner(Runner):
                 self.loop.submit(request_id, request)
             case Cancel(request_id):
                 self.loop.cancel(request_id)
+                self.waiting_embeds = deque(e for e in self.waiting_embeds if e.request_id != request_id)
+                for job in [j for j in self.embeds if j.request_id == request_id]:
+                    self.embeds.remove(job)
+                    job.close()
             case Embed():
                 self.waiting_embeds.append(command)
             case Rerank(request_id, _):
@@ -167,14 +207,19 @@ class CompletionRunner(Runner):
     def work(self) -> None:
         while self.waiting_embeds and (slot := self.slots.borrow_empty()) is not None:
             embed = self.waiting_embeds.popleft()
-            try:
-                outcome = _embedding_outcome(self.embedder.embed, embed.inputs, slot.seq_id)
-            finally:
-                self.slots.release(slot)
-            self.reply(embed.request_id, outcome)
+            steps = self.embedder.embed(embed.inputs, slot)
+            self.embeds.append(EmbedJob(embed.request_id, steps, lambda slot=slot: self.slots.release(slot)))
+        for job in list(self.embeds):
+            outcome = job.advance()
+            if outcome is not None:
+                self.embeds.remove(job)
+                job.close()
+                self.reply(job.request_id, outcome)
         self.loop.step()
 
     def close(self) -> None:
+        for job in self.embeds:
+            job.close()
         self.loop.close()
         super().close()
 
@@ -186,6 +231,11 @@ class EmbeddingRunner(Runner):
                                        max_sequences=embed_sequences(loaded.num_batch))
         # A reranker's pooled output is its scores, not a vector: it reranks and does not embed.
         self.reranker = Reranker(self.embedder) if loaded.ctx.pooling_type == lc.LLAMA_POOLING_TYPE_RANK else None
+        self.jobs: deque[EmbedJob] = deque()  # one at a time, in order
+
+    @property
+    def idle(self) -> bool:
+        return not self.jobs
 
     def handle(self, command: object) -> None:
         match command:
@@ -194,29 +244,33 @@ class EmbeddingRunner(Runner):
             case Embed(request_id, _) if self.reranker is not None:
                 self.reply(request_id, Failure("this model does not support embeddings", 400))
             case Embed(request_id, inputs):
-                self.reply(request_id, _embedding_outcome(self.embedder.embed, inputs))
+                self.jobs.append(EmbedJob(request_id, self.embedder.embed(inputs)))
             case Rerank(request_id, _) if self.reranker is None:
                 self.reply(request_id, Failure(NOT_A_RERANKER, 400))
             case Rerank(request_id, query, documents, truncate):
-                self.reply(request_id, _embedding_outcome(self.reranker.rerank, query, documents, truncate))
-            case Cancel():
-                pass  # nothing here runs across commands
+                self.jobs.append(EmbedJob(request_id, self.reranker.rerank(query, documents, truncate)))
+            case Cancel(request_id):
+                for job in [j for j in self.jobs if j.request_id == request_id]:
+                    self.jobs.remove(job)
+                    job.close()
             case _:
                 log.warning("unknown command %r", command)
 
+    def work(self) -> None:
+        if not self.jobs:
+            return
+        job = self.jobs[0]
+        outcome = job.advance()
+        if outcome is not None:
+            self.jobs.popleft()
+            job.close()
+            self.reply(job.request_id, outcome)
+
     def close(self) -> None:
+        for job in self.jobs:
+            job.close()
         self.embedder.close()
         super().close()
-
-
-def _embedding_outcome(embed: Callable[..., EmbedResult | RerankResult],
-                       *args: object) -> EmbedResult | RerankResult | Failure:
-    try:
-        return embed(*args)
-    except PromptError as err:
-        return Failure(str(err), err.status)
-    except LlamaError as err:
-        return Failure(str(err))
 
 
 def run(sock: socket.socket) -> int:

@@ -13,7 +13,7 @@ from modelstore.store import ModelStore
 from server import anthropic, inference
 from server.api import RequestError
 from server.api_anthropic import MessagesRequest, MessagesResponse, StreamEvent, parse
-from server.http import APIError, collect_unless_gone, read_json
+from server.http import APIError, collect, read_json
 from server.observe import observed
 from server.openai import sse_response
 from server.openapi import documented
@@ -64,7 +64,7 @@ async def messages(request: Request) -> Response:
             on_error_after=lambda e: [anthropic.sse_event("error", anthropic.stream_error(e))],
             headers=anthropic.STREAM_HEADERS)
     try:
-        collected = await collect_unless_gone(request, chunks)
+        collected = await collect(chunks)
     except APIError as e:
         return _error(e)
     final = inference.join_chunks(collected, chat_request=True, with_tools=bool(native.tools))

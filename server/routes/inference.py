@@ -24,7 +24,7 @@ from server.api import (
     RerankResponse,
     parse_request,
 )
-from server.http import APIError, collect_unless_gone, json_response, read_json, stream_response
+from server.http import APIError, collect, json_response, read_json, stream_response
 from server.observe import embedded, observed, record_of
 from server.openapi import documented
 from server.state import get_state
@@ -42,7 +42,7 @@ async def _respond(request: Request, chunks: AsyncIterator[dict], *, stream: boo
     shape = ChatResponse if chat else GenerateResponse
     if stream:
         return await stream_response(_wire(chunks, shape))
-    collected = await collect_unless_gone(request, chunks)
+    collected = await collect(chunks)
     if not collected:
         raise APIError("no response", 500)
     return json_response(shape.model_validate(inference.join_chunks(collected, chat_request=chat,

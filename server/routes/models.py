@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,7 +14,7 @@ from engine.capabilities import model_capabilities
 from modelstore import gojson
 from modelstore.blobs import DigestMismatch, InvalidDigest
 from modelstore.gguf import is_gguf, read_gguf
-from modelstore.model import Model, load_model
+from modelstore.model import BrokenModel, Model, load_model
 from modelstore.modelfile import format_show_parameters, render_show_modelfile
 from modelstore.names import parse_name
 from server.api import (
@@ -28,9 +29,11 @@ from server.api import (
 )
 from server.create import check_create_request, create_model
 from server.http import APIError, collect_progress, json_response, read_json, stream_response
+from server.listing import listed_models
 from server.openapi import documented
 from server.state import get_state
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 DIGEST = {"digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}}
 
@@ -88,7 +91,11 @@ def _summary(model: Model) -> dict[str, Any]:
         "digest": model.digest,
         "details": model.details(),
     }
-    capabilities = model_capabilities(model)
+    try:
+        capabilities = model_capabilities(model)
+    except BrokenModel as e:  # listed all the same, as Ollama lists without reading the model file
+        log.warning("%s", e)
+        capabilities = []
     if capabilities:
         entry["capabilities"] = capabilities
     return entry
@@ -99,12 +106,7 @@ def _summary(model: Model) -> dict[str, Any]:
 async def tags(request: Request) -> Response:
     store = get_state(request).store
 
-    def list_models() -> list[dict[str, Any]]:
-        models = [m for m in (load_model(store, name) for name in store.manifest_names()) if m is not None]
-        models.sort(key=lambda m: m.modified_at_ns // 1_000_000_000, reverse=True)
-        return [_summary(m) for m in models]
-
-    return json_response({"models": await asyncio.to_thread(list_models)})
+    return json_response({"models": await asyncio.to_thread(listed_models, store, _summary)})
 
 
 @router.post("/api/show")

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from modelstore.model import load_model
+from modelstore import model as stored
 from modelstore.names import parse_name
 from server import inference, openai, responses
 from server import rerank as reranking
@@ -34,7 +34,8 @@ from server.api_openai import (
     parse,
 )
 from server.embed import embed
-from server.http import APIError, collect_unless_gone, read_json
+from server.http import APIError, collect, read_json
+from server.listing import listed_models
 from server.observe import embedded, observed
 from server.openapi import documented
 from server.state import get_state
@@ -67,7 +68,7 @@ async def _stream_or_whole(request: Request, chunks: AsyncIterator[dict], *, str
             chunks, lambda chunk: [openai.sse_data(c) for c in sse.process(chunk)],
             on_error_before=_error, on_error_after=_error_events, finish=lambda: [openai.DONE])
     try:
-        collected = await collect_unless_gone(request, chunks)
+        collected = await collect(chunks)
     except APIError as e:
         return _error(e)
     return openai.json_response(whole(collected))
@@ -138,7 +139,7 @@ async def create_response(request: Request) -> Response:
             on_error_after=lambda e: [responses.sse_event(*converter.failed(e.message))],
             headers={"cache-control": "no-cache", "connection": "keep-alive"})
     try:
-        collected = await collect_unless_gone(request, chunks)
+        collected = await collect(chunks)
     except APIError as e:
         return _error(e)
     final = inference.join_chunks(collected, chat_request=True, with_tools=bool(native.tools))
@@ -193,13 +194,10 @@ async def rerank(request: Request) -> Response:
 async def list_models(request: Request) -> Response:
     store = get_state(request).store
 
-    def entries() -> list[dict[str, Any]]:
-        models = [m for m in (load_model(store, name) for name in store.manifest_names()) if m is not None]
-        models.sort(key=lambda m: m.modified_at_ns // 1_000_000_000, reverse=True)
-        return [openai.model_entry(m.short_name, m.modified_at_ns, parse_name(m.short_name).namespace)
-                for m in models]
+    def entry(model: stored.Model) -> dict[str, Any]:
+        return openai.model_entry(model.short_name, model.modified_at_ns, parse_name(model.short_name).namespace)
 
-    data = await asyncio.to_thread(entries)
+    data = await asyncio.to_thread(listed_models, store, entry)
     # Ollama's list is a nil slice when empty: `null`, not `[]`.
     return openai.json_response({"object": "list", "data": data or None})
 
@@ -211,7 +209,7 @@ async def retrieve_model(model: str, request: Request) -> Response:
     name = parse_name(model)
     if not name.is_valid():
         return openai.error_response("invalid model name", 400)
-    found = await asyncio.to_thread(load_model, store, store.canonical_name(name))
+    found = await asyncio.to_thread(stored.load_model, store, store.canonical_name(name))
     if found is None:
         return openai.error_response(f"model '{name.display_shortest()}' not found", 404)
     return openai.json_response(openai.model_entry(model, found.modified_at_ns, name.namespace))

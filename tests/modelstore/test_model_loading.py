@@ -37,7 +37,7 @@ from modelstore.manifest import (
     ConfigV2,
     Manifest,
 )
-from modelstore.model import load_model
+from modelstore.model import BrokenModel, load_model
 from modelstore.names import parse_name
 from modelstore.store import ModelStore
 
@@ -244,5 +244,6 @@ def test_f32_quirk_tags_show_f32_but_show_keeps_unknown(store: ModelStore, tmp_p
 def test_missing_config_blob_raises(store: ModelStore, make_minimal_gguf) -> None:
     manifest = create_from_gguf(store, "broken", make_minimal_gguf())
     store.blobs.remove(manifest.config.digest)
-    with pytest.raises(FileNotFoundError):
+    blob = manifest.config.digest.replace(":", "-")
+    with pytest.raises(BrokenModel, match=f"model 'broken:latest' is broken: blob {blob} is missing"):
         load_model(store, parse_name("broken"))
