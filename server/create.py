@@ -257,7 +257,7 @@ async def _convert(b: _Builder, files: dict[str, str], convert: Callable[[Path, 
             try:
                 link.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(blob, link)
-            except OSError:
+            except (FileExistsError, NotADirectoryError, IsADirectoryError):  # paths that clash ("a", "a/b")
                 raise APIError(f"file path must be relative: {path}", 400) from None
         with _temp_blob_path(b.store) as output:
             try:

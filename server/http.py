@@ -31,7 +31,6 @@ class APIError(Exception):
 def unexpected_error(exc: BaseException) -> tuple[str, int]:
     """(text, status) for an error nobody expected: its own text, as Go handlers answer with err.Error().
     Python only runs out of stack on input nested too deep, which is the client's mistake."""
-    log.error("unexpected error", exc_info=exc)
     if isinstance(exc, RecursionError):
         return "exceeded max depth", 400
     return str(exc) or type(exc).__name__, 500
@@ -93,6 +92,7 @@ async def stream_response(items: AsyncIterator[dict]) -> Response:
         except APIError as e:
             yield _ndjson_line({"error": e.message})
         except Exception as e:  # noqa: BLE001 - the stream has begun: the error is its last line
+            log.exception("a stream failed")
             yield _ndjson_line({"error": unexpected_error(e)[0]})
         finally:
             await _close(items)

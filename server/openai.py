@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import random
 import re
 import secrets
@@ -28,6 +29,7 @@ from server.api_openai import ChatCompletionRequest, CompletionRequest, Message,
 from server.api_openai import EmbedRequest as OpenAIEmbedRequest
 from server.http import APIError, busy_headers, unexpected_error
 
+log = logging.getLogger(__name__)
 FINGERPRINT = "fp_ollama"
 JSON = "application/json"
 
@@ -598,6 +600,7 @@ async def sse_response(
                 yield event
             return
         except Exception as e:  # noqa: BLE001 - the stream has begun: the error is its last event
+            log.exception("a stream failed")
             for event in on_error_after(APIError(*unexpected_error(e))):
                 yield event
             return

@@ -20,11 +20,13 @@ import pytest
 
 from modelstore.blobs import is_temp_name
 from tests.conftest import Server, start_server
+from tests.management.conftest import upload_dir
+from tests.management.tiny import write_tiny_llama
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of 110 MB (the bundled model is 98 MB), unmounted afterwards."""
+    """A tmpfs of 110 MB (room for the bundled model, 98 MB), unmounted afterwards."""
     mount = tmp_path / "disk"
     mount.mkdir()
     try:
@@ -47,18 +49,11 @@ def temporaries(models: Path) -> list[str]:
 
 def fill(directory: Path) -> None:
     """Take every free byte of the filesystem."""
-    with open(directory / "filler", "wb") as f:
+    for index, size in enumerate((1 << 20, 4096, 1)):
         try:
-            while True:
-                f.write(b"\0" * (1 << 20))
-                f.flush()
-        except OSError:
-            pass
-    with open(directory / "filler-tail", "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 512)
-                f.flush()
+            with open(directory / f"filler{index}", "wb", buffering=0) as f:
+                while True:
+                    f.write(b"\0" * size)
         except OSError:
             pass
 
@@ -79,13 +74,14 @@ def test_uploads_to_a_full_disk_are_json_errors_and_leave_nothing(small_disk: Pa
 
 
 def test_a_streamed_create_on_a_full_disk_ends_with_an_error_line(small_disk: Path, tmp_path: Path) -> None:
-    server = start_server(small_disk / "models", tmp_path / "server.log", bundled=True)
+    server = start_server(small_disk / "models", tmp_path / "server.log")
     try:
+        files = upload_dir(server, write_tiny_llama(tmp_path / "tiny"))
         fill(small_disk)
-        with httpx.stream("POST", server.url + "/api/create", timeout=120, json={
-                "model": "another", "from": "smollm2:135m", "system": "A new system prompt " * 100}) as r:
+        with httpx.stream("POST", server.url + "/api/create", timeout=120,
+                          json={"model": "tiny", "files": files}) as r:
             lines = [json.loads(line) for line in r.iter_lines()]
-        assert r.status_code == 200 and lines
+        assert r.status_code == 200 and lines[0] == {"status": "converting model"}  # the stream had begun
         assert "No space left on device" in lines[-1]["error"], lines
         assert temporaries(small_disk / "models") == []
         assert httpx.get(server.url + "/api/tags", timeout=30).status_code == 200
@@ -95,12 +91,13 @@ def test_a_streamed_create_on_a_full_disk_ends_with_an_error_line(small_disk: Pa
 
 def uploading(server: Server, data: bytes, digest: str) -> socket.socket:
     """An upload that has sent its first MiB and waits, its temporary file on disk."""
+    before = set(temporaries(server.models))
     url = urlsplit(server.url)
     sock = socket.create_connection((url.hostname, url.port))
     sock.sendall(f"POST /api/blobs/{digest} HTTP/1.1\r\nHost: {url.netloc}\r\n"
                  f"Content-Length: {len(data)}\r\n\r\n".encode() + data[: 1 << 20])
     deadline = time.monotonic() + 30
-    while not temporaries(server.models):
+    while not set(temporaries(server.models)) - before:
         assert time.monotonic() < deadline, "no temporary file for the upload"
         time.sleep(0.05)
     return sock
@@ -131,6 +128,7 @@ def test_a_live_servers_temporaries_survive_another_servers_start(tmp_path: Path
     first = start_server(models, tmp_path / "first.log")
     data = b"\4" * (8 << 20)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (models / "blobs").mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c", (  # a writer that locks nothing (as Ollama) but has it open
         "import sys, time; f = open(sys.argv[1], 'wb'); f.write(b'x'); f.flush(); print(flush=True); time.sleep(60)"),
         str(models / "blobs" / "sha256-424242")], stdout=subprocess.PIPE)
