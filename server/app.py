@@ -21,7 +21,7 @@ from server.api import RequestError
 from server.auth import KeyMiddleware
 from server.disconnect import DisconnectMiddleware
 from server.envconfig import Settings, load_settings
-from server.errors import family_error_response, unexpected_error_response
+from server.errors import UnexpectedErrorMiddleware, family_error_response, unexpected_error_response
 from server.http import APIError
 from server.inference import load_pinned
 from server.lifecycle import DrainMiddleware, preload
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.routers = [*ROUTERS, oci.router] if settings.serve_registry else list(ROUTERS)
     for router in app.state.routers:
         app.include_router(router)
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(DisconnectMiddleware)
     app.add_middleware(DrainMiddleware, lifecycle=state.lifecycle)
     if settings.api_keys:
@@ -123,8 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        """Anything a handler did not expect: a JSON 500 in the route family's shape, never a plain-text
-        traceback (uvicorn still logs the traceback)."""
+        """What a middleware outside UnexpectedErrorMiddleware did not expect: JSON too, never plain text."""
         return unexpected_error_response(request.url.path, exc)
 
     return app

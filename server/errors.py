@@ -5,13 +5,16 @@ through `family_error_response`."""
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import anthropic, openai
 from server.http import error_response, json_response, unexpected_error
 
+log = logging.getLogger(__name__)
 ANTHROPIC_PREFIX = "/v1/messages"
 OPENAI_PREFIX = "/v1/"
 REGISTRY_PREFIX = "/v2/"
@@ -60,3 +63,32 @@ def family_error_response(path: str, message: str, status: int, headers: dict[st
 def unexpected_error_response(path: str, exc: Exception) -> Response:
     """An error no handler expected, as JSON in the route family's shape (never a plain-text traceback)."""
     return family_error_response(path, *unexpected_error(exc))
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an exception no handler expected with a JSON 500 in the route family's shape, here rather than
+    in Starlette's outermost error middleware, which re-raises to uvicorn: uvicorn then closes the keep-alive
+    connection after the answer, and a client's next request on it is reset. Once an answer has begun there
+    is nothing left to say, and the exception goes on (uvicorn ends the cut answer)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("unexpected error in %s %s", scope["method"], scope["path"])
+            await unexpected_error_response(scope["path"], exc)(scope, receive, send)

@@ -69,7 +69,7 @@ def test_a_request_waiting_for_a_slot_is_dropped_when_its_client_leaves(server: 
     finally:
         holder.close()
     # Had the waiting request stayed queued, it would take the slot now and run for minutes.
-    wait_idle(runner, timeout=20)
+    wait_idle(runner, timeout=120)  # at most one step after the cancel, however slow the box
     r = httpx.post(f"{server.url}/api/generate", json={
         "model": MODEL, "prompt": "hi", "stream": False, "options": {"temperature": 0, "num_predict": 2}}, timeout=60)
     assert r.status_code == 200 and r.json()["done"] is True
@@ -81,7 +81,7 @@ def test_a_running_embedding_batch_stops_between_decodes(server: Server, path: s
     runner = loaded_runner(server)
     abandon(server, path, {"model": MODEL, **LONG_WORK[path]}, after=2.0)
     wait_for_log(server, f"client disconnected, cancelled POST {path}")
-    assert wait_idle(runner, timeout=20) < 10  # all 20000 inputs would take many minutes
+    assert wait_idle(runner, timeout=120) < 60  # all 20000 inputs would take many minutes
 
 
 def test_a_stream_is_dropped_before_its_first_byte(server: Server) -> None:
@@ -92,7 +92,7 @@ def test_a_stream_is_dropped_before_its_first_byte(server: Server) -> None:
                                                  "options": LONG}, after=0.3)
     assert received == b""
     wait_for_log(server, "client disconnected, cancelled POST /api/generate")
-    wait_idle(runner, timeout=20)
+    wait_idle(runner, timeout=120)  # at most one step after the cancel, however slow the box
 
 
 def test_an_embedding_runner_stops_a_cancelled_batch(tmp_path: Path) -> None:
@@ -107,11 +107,11 @@ def test_an_embedding_runner_stops_a_cancelled_batch(tmp_path: Path) -> None:
         runner = await RunnerProcess.start(LoadSpec(str(bundled_gguf()), num_ctx=256, parallel=1, embedding=True),
                                            load_timeout=120)
         try:
-            batch = asyncio.ensure_future(runner.embed(MANY_INPUTS * 5, truncate=True))
+            batch = asyncio.ensure_future(runner.embed(MANY_INPUTS * 5))
             await asyncio.sleep(1.0)
             batch.cancel()
             started = time.monotonic()
-            result = await asyncio.wait_for(runner.embed(["one more"], truncate=True), 60)
+            result = await asyncio.wait_for(runner.embed(["one more"]), 60)
             assert len(result.embeddings) == 1
             return time.monotonic() - started
         finally:

@@ -75,7 +75,7 @@ ROUTES = [
     Route("HEAD", "/api/blobs/{x}", None), Route("POST", "/api/blobs/{x}", None),
 ]
 # Generation must stay short: these keep their place (only wrong types reach them).
-LENGTH_KEYS = {"options", "max_tokens", "max_completion_tokens", "num_predict"}
+LENGTH_KEYS = {"options", "max_tokens", "max_completion_tokens", "max_output_tokens", "num_predict"}
 
 HOSTILE_VALUES: list[Any] = [
     None, True, 0, -1, 2**63, -(2**63) - 1, 1.5, "", "\ud800", "a\udfffb", "x" * 1_000_000, [], [None], {},
