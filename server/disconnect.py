@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 # The routes that run a model (every /v1/ route does, or is cheap to watch).
-WATCHED_PATHS = ("/api/generate", "/api/chat", "/api/embed", "/api/embeddings")
+WATCHED_PATHS = ("/api/generate", "/api/chat", "/api/embed", "/api/embeddings", "/api/rerank")
 WATCHED_PREFIXES = ("/v1/",)
 
 

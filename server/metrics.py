@@ -48,7 +48,8 @@ class EngineCollector(Collector):
         for name, count in sorted(counters.runner_crashes.items()):
             crashes.add_metric([name], count)
         yield crashes
-        yield GaugeMetricFamily("pollama_queue_depth", "Requests waiting for a model to load",
+        yield GaugeMetricFamily("pollama_queue_depth", "Requests waiting for a model to load or for a "
+                                "free slot of a loaded one (bounded by OLLAMA_MAX_QUEUE)",
                                 value=self.scheduler.queue_depth())
         yield CounterMetricFamily("pollama_queue_rejections", "Requests refused with 503 because the queue "
                                   "was full (OLLAMA_MAX_QUEUE)", value=counters.queue_rejections)
