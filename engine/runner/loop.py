@@ -384,9 +384,9 @@ class StepLoop:
 
     def _unblock(self) -> None:
         """Nothing could go on for want of cells, or llama.cpp found the pool fuller than the slots' count
-        of it (an M-RoPE image's cells, say): idle prefixes go; else the youngest of several sequences
-        holding cells gives them back; else the youngest waiting sequence fails, as one sequence's cells
-        and its own need are more than the pool has."""
+        of it (an M-RoPE image's cells, say): idle prefixes go; else, while an embedding holds cells, wait
+        for it; else the youngest of several sequences holding cells gives them back; else the youngest
+        waiting sequence fails, as one sequence's cells and its own need are more than the pool has."""
         waiting = [seq for seq in self.running if seq.awaits is None and (seq.pending or seq.images)]
         if not waiting:
             return
@@ -395,6 +395,9 @@ class StepLoop:
             for slot in idle:
                 self.slots.truncate(slot, 0)
             return
+        running = {seq.slot.seq_id for seq in self.running}
+        if any(slot.surplus for slot in self.slots.slots if slot.busy and slot.seq_id not in running):
+            return  # an embedding decoded between steps holds cells: they come back when it ends
         holders = [seq for seq in self.running if seq.slot.tokens]
         if len(holders) > 1:
             self._give_back(max(holders, key=lambda s: s.started))

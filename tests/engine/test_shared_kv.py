@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.client import RunnerProcess
-from engine.protocol import LoadSpec
+from engine.protocol import EmbedResult, LoadSpec
 from tests.engine.conftest import CHAT, Aio, Completion, complete
 
 POOL = 256  # llama.cpp's smallest context: the four sequences share these cells
@@ -61,3 +61,25 @@ def test_a_long_sequence_still_gets_its_whole_window(aio: Aio, shared: RunnerPro
     long_prompt = CHAT.format("Tell a very long story about the sea. " * 20)
     result = aio.run(complete(shared, long_prompt, options={"num_predict": 200}), timeout=600)
     assert result.done is not None and result.done.eval_count == 200  # past the window: shifted, not cut
+
+
+def test_an_embedding_decoded_between_steps_keeps_its_cells(aio: Aio, shared: RunnerProcess) -> None:
+    """An input is decoded a batch per step (a cancel stops it between decodes), while sequences that
+    outgrow the pool go on: its cells count as held, so the step loop neither decodes into them nor fails
+    a sequence that cannot fit beside them (even a lone one: it waits for the embedding to end)."""
+    text = "The tide came in over the stones of the old harbour. " * 16  # about 200 of the pool's 256 cells
+    alone = aio.run(shared.embed([text]), timeout=300)
+    options = {"num_predict": 40}
+
+    async def together(topics: list[str]) -> tuple[list[Completion], EmbedResult]:
+        streams = [asyncio.create_task(complete(shared, prompt(topic), options=options)) for topic in topics]
+        await asyncio.sleep(0.2)
+        vectors = await shared.embed([text])
+        return await asyncio.gather(*streams), vectors
+
+    for topics in (TOPICS[:1], TOPICS):
+        results, during = aio.run(together(topics), timeout=600)
+        assert all(r.done is not None and r.done.eval_count == 40 for r in results), results
+        assert during.prompt_eval_count == alone.prompt_eval_count
+        difference = max(abs(a - b) for a, b in zip(during.embeddings[0], alone.embeddings[0], strict=True))
+        assert difference < 1e-3 * max(abs(a) for a in alone.embeddings[0])
