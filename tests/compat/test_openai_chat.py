@@ -34,7 +34,8 @@ def test_b21_whole(http: httpx.Client, oai: openai.OpenAI) -> None:
 
 
 def test_b22_stream_with_usage(http: httpx.Client) -> None:
-    body = {"model": "m", "messages": HI, "max_tokens": 4, "stream": True, "stream_options": {"include_usage": True}}
+    body = {"model": "m", "messages": HI, "max_tokens": 4, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}  # greedy: sampling could end it early (finish "stop")
     r = http.post("/v1/chat/completions", json=body)
     assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
     payloads = sse_payloads(r.text)
