@@ -225,14 +225,19 @@ async def _from_files(b: _Builder, files: dict[str, str], quantize_type: str) ->
         if len(infos) == 0:
             _quantize_target(quantize_type)
         digest = files[path]
-        blob = _blob(b.store, digest)
-        if not gguf.is_gguf(blob):
-            raise APIError("supplied file was not in GGUF format", 400)
-        info = await asyncio.to_thread(_read_gguf, blob)
+        info = await _gguf_blob(b.store, digest)
         b.add(layer_from_blob(b.store, digest, _gguf_media_type(info)), f"using existing layer {digest}")
         infos.append(info)
     for info in infos:
         _autodetect_template(b, info)
+
+
+async def _gguf_blob(store: ModelStore, digest: str) -> gguf.GGUFInfo:
+    """The header of a blob given as a GGUF file (Ollama's 400 when it is not one)."""
+    blob = _blob(store, digest)
+    if not gguf.is_gguf(blob):
+        raise APIError("supplied file was not in GGUF format", 400)
+    return await asyncio.to_thread(_read_gguf, blob)
 
 
 def _read_gguf(path: Path) -> gguf.GGUFInfo:
@@ -312,10 +317,7 @@ async def _from_adapters(b: _Builder, adapters: dict[str, str]) -> AsyncIterator
     for path in sorted(adapters):
         yield {"status": "parsing GGUF"}
         digest = adapters[path]
-        blob = _blob(b.store, digest)
-        if not gguf.is_gguf(blob):
-            raise APIError("supplied file was not in GGUF format", 400)
-        info = await asyncio.to_thread(_read_gguf, blob)
+        info = await _gguf_blob(b.store, digest)
         b.add(layer_from_blob(b.store, digest, _gguf_media_type(info)), f"using existing layer {digest}")
 
 
@@ -332,10 +334,7 @@ async def _from_draft(b: _Builder, files: dict[str, str], quantize_type: str) ->
     for path in sorted(files):
         yield {"status": "parsing GGUF"}
         digest = files[path]
-        blob = _blob(b.store, digest)
-        if not gguf.is_gguf(blob):
-            raise APIError("supplied file was not in GGUF format", 400)
-        info = await asyncio.to_thread(_read_gguf, blob)
+        info = await _gguf_blob(b.store, digest)
         b.add(layer_from_blob(b.store, digest, MEDIA_DRAFT), f"using existing layer {digest}")
         b.config.draft = DraftConfig(model_format="gguf", architecture=info.architecture or "")
         source = _source_type_name(info)

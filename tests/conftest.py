@@ -65,6 +65,22 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def runner_pids(self) -> list[int]:
+        """PIDs of this server's runner processes (its children running engine.runner), in order."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and b"engine.runner" in cmdline:
+                found.append(int(entry.name))
+        return sorted(found)
+
 
 def start_server(models: Path, log: Path, env: dict[str, str] | None = None, bundled: bool = False) -> Server:
     port = free_port()

@@ -222,17 +222,16 @@ class StepLoop:
             if self.slots.shared_cells is not None and not self._claim(seq, cells):
                 continue
             seq.image_turns += 1
-            self._evaluate_image_batch(seq, image, following)
+            self._evaluate_image_batch(seq, image, following, cells)
             return True
         return False
 
-    def _evaluate_image_batch(self, seq: Sequence, image: Image, following: list[int]) -> None:
+    def _evaluate_image_batch(self, seq: Sequence, image: Image, following: list[int], cells: int) -> None:
         assert self.projector is not None
         last = len(seq.images) == 1 and not following
         try:
             if image.embeddings is None:
                 self.projector.encode(image)
-            count = image.next_count(self.num_batch)
             done = self.projector.decode_next(self.ctx, image, seq_id=seq.slot.seq_id,
                                               position=len(seq.slot.tokens), limit=self.num_batch,
                                               logits_last=last)
@@ -244,7 +243,7 @@ class StepLoop:
             self._fail(seq, str(err))
             return
         seq.slot.tokens.extend(done)
-        seq.slot.surplus += count - len(done)  # M-RoPE: every embedding takes a cell, positions come last
+        seq.slot.surplus += cells - len(done)  # M-RoPE: every embedding takes a cell, positions come last
         if image.decoded < image.n_tokens:
             return
         seq.images.popleft()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,17 +85,11 @@ def test_embedding_prompt_tokens(server: Server) -> None:
     assert _delta(before, scrape(server.url), "pollama_prompt_tokens_total", model=MODEL) == body["prompt_eval_count"]
 
 
-def _runner_pids(server: Server) -> list[int]:
-    out = subprocess.run(["ps", "--ppid", str(server.process.pid), "-o", "pid=,args="], capture_output=True,
-                         text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if "engine.runner" in line]
-
-
 def test_runner_starts_and_crashes(server: Server) -> None:
     before = scrape(server.url)
     generate = {"model": MODEL, "prompt": "Hi", "stream": False, "options": {"num_predict": 1}}
     assert httpx.post(server.url + "/api/generate", json=generate, timeout=300).status_code == 200
-    pids = _runner_pids(server)
+    pids = server.runner_pids()
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)

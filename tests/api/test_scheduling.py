@@ -34,23 +34,6 @@ def ps(server: Server) -> dict[str, dict]:
     return {m["name"]: m for m in httpx.get(f"{server.url}/api/ps").json()["models"]}
 
 
-def runner_pids(server: Server) -> list[int]:
-    """Runner processes are the server's children running engine.runner."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == server.process.pid and b"engine.runner" in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 @pytest.fixture
 def server(server_factory, smollm2_gguf: Path) -> Server:
     server = server_factory(env={"OLLAMA_NUM_PARALLEL": "1"})  # one slot: what a request holds, others wait for
@@ -70,10 +53,10 @@ def test_keep_alive_expiry_and_ps_fields(server: Server) -> None:
     assert entry["details"]["family"] == "llama" and entry["details"]["parent_model"] == ""
     remaining = datetime.fromisoformat(entry["expires_at"]).timestamp() - time.time()
     assert 0 < remaining <= 2.1
-    assert len(runner_pids(server)) == 1
+    assert len(server.runner_pids()) == 1
     time.sleep(3.5)
     assert ps(server) == {}
-    assert runner_pids(server) == [], "unloading ends the runner process"
+    assert server.runner_pids() == [], "unloading ends the runner process"
 
 
 def test_keep_alive_forever_number_and_absent(server: Server) -> None:
@@ -109,12 +92,12 @@ def test_default_keep_alive_from_env(server_factory, smollm2_gguf: Path) -> None
 
 def test_reload_when_runner_option_changes(server: Server) -> None:
     httpx.post(f"{server.url}/api/generate", json={"model": "smol"}, timeout=120)
-    first = runner_pids(server)
+    first = server.runner_pids()
     httpx.post(f"{server.url}/api/generate", json={"model": "smol", "options": {"temperature": 0.1}}, timeout=120)
-    assert runner_pids(server) == first, "a predict option never reloads"
+    assert server.runner_pids() == first, "a predict option never reloads"
     httpx.post(f"{server.url}/api/generate", json={"model": "smol", "options": {"num_ctx": 1024}}, timeout=120)
     assert ps(server)["smol:latest"]["context_length"] == 1024
-    assert runner_pids(server) != first
+    assert server.runner_pids() != first
 
 
 def test_max_loaded_models_evicts(server_factory, smollm2_gguf: Path) -> None:
@@ -125,7 +108,7 @@ def test_max_loaded_models_evicts(server_factory, smollm2_gguf: Path) -> None:
     assert set(ps(server)) == {"first:latest"}
     httpx.post(f"{server.url}/api/generate", json={"model": "second"}, timeout=120)
     assert set(ps(server)) == {"second:latest"}
-    assert len(runner_pids(server)) == 1
+    assert len(server.runner_pids()) == 1
 
 
 def test_max_queue_overflow_is_503(server_factory, smollm2_gguf: Path) -> None:
@@ -165,7 +148,7 @@ def test_disconnect_frees_the_slot(server: Server) -> None:
 
 def test_runner_killed_mid_stream(server: Server) -> None:
     httpx.post(f"{server.url}/api/generate", json={"model": "smol"}, timeout=120)
-    [pid] = runner_pids(server)
+    [pid] = server.runner_pids()
     body = {"model": "smol", "prompt": "Write a long story.", "options": {"num_predict": 2000}}
     lines = []
     with httpx.stream("POST", f"{server.url}/api/generate", json=body, timeout=120) as response:
@@ -178,7 +161,7 @@ def test_runner_killed_mid_stream(server: Server) -> None:
     r = httpx.post(f"{server.url}/api/generate", json={"model": "smol", "prompt": "hi", "stream": False,
                                                         "options": FAST}, timeout=120)
     assert r.status_code == 200 and r.json()["done"]
-    assert runner_pids(server) and runner_pids(server) != [pid]
+    assert server.runner_pids() and server.runner_pids() != [pid]
 
 
 def test_parallel_streams_interleave(server_factory, smollm2_gguf: Path) -> None:

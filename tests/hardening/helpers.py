@@ -15,23 +15,6 @@ from tests.conftest import Server
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def runners(server: Server) -> list[int]:
-    """PIDs of the server's runner processes (its children running engine.runner)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == server.process.pid and b"engine.runner" in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime

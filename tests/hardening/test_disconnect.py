@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server
-from tests.hardening.helpers import abandon, open_request, runners, wait_idle
+from tests.hardening.helpers import abandon, open_request, wait_idle
 
 MODEL = "smollm2:135m"
 # SmolLM2 repeats " 1 1 1 …" until num_predict: minutes of work for 20000 tokens.
@@ -46,7 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def loaded_runner(server: Server) -> int:
     r = httpx.post(f"{server.url}/api/generate", json={"model": MODEL}, timeout=120)
     assert r.json()["done_reason"] == "load"
-    (pid,) = runners(server)
+    (pid,) = server.runner_pids()
     return pid
 
 
@@ -73,7 +73,7 @@ def test_a_request_waiting_for_a_slot_is_dropped_when_its_client_leaves(server: 
     r = httpx.post(f"{server.url}/api/generate", json={
         "model": MODEL, "prompt": "hi", "stream": False, "options": {"temperature": 0, "num_predict": 2}}, timeout=60)
     assert r.status_code == 200 and r.json()["done"] is True
-    assert runners(server) == [runner]
+    assert server.runner_pids() == [runner]
 
 
 @pytest.mark.parametrize("path", ["/api/embed", "/v1/embeddings"])

@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server
-from tests.hardening.helpers import runners
 
 MODEL = "smollm2:135m"
 CASES = 400
@@ -229,7 +228,7 @@ def test_no_route_answers_hostile_input_with_a_server_error(server: Server) -> N
         r = http.post("/api/generate", json={"model": MODEL, "prompt": "hi", "stream": False, "options": SHORT})
         assert r.status_code == 200
     assert "llama runner process has terminated" not in server.output()
-    assert len(runners(server)) == 1
+    assert len(server.runner_pids()) == 1
 
 
 def test_the_fuzz_cases_are_fixed_by_the_seed() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from engine.prompt import PromptTemplate, chat_prompt
-from engine.runner.llama import LlamaModel, init_backend
+from engine.runner.llama import LlamaModel
 from engine.runner.window import bounded_tokens
 from tests.conftest import Server
 
@@ -26,14 +25,6 @@ class CountingTemplate(PromptTemplate):
     def render(self, *args: Any, **kwargs: Any) -> str:
         self.renders += 1
         return super().render(*args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def model(smollm2_gguf: Path) -> Iterator[LlamaModel]:
-    init_backend()
-    loaded = LlamaModel(str(smollm2_gguf), n_gpu_layers=0, main_gpu=0, use_mmap=None)
-    yield loaded
-    loaded.close()
 
 
 def history(n: int) -> list[dict[str, str]]:

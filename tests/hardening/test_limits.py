@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from engine.runner.llama import LlamaModel, init_backend
+from engine.runner.llama import LlamaModel
 from engine.runner.loop import fit_prompt
 from engine.runner.window import bounded_tokens, prompt_tokens
 from tests.conftest import Server, start_server
-from tests.hardening.helpers import memory_kib, runners
+from tests.hardening.helpers import memory_kib
 
 MODEL = "smollm2:135m"
 LIMIT = 1_000_000
@@ -72,7 +71,7 @@ def test_a_body_of_too_many_json_values_is_refused(shared_server: Server) -> Non
 def test_repeat_last_n_is_clamped_to_the_context(limited: Server) -> None:
     with httpx.Client(base_url=limited.url, timeout=120) as http:
         assert http.post("/api/generate", json={"model": MODEL}).status_code == 200
-        (runner,) = runners(limited)
+        (runner,) = limited.runner_pids()
         before = memory_kib(runner)
         r = http.post("/api/generate", json={"model": MODEL, "prompt": "hi", "stream": False, "options": {
             "repeat_last_n": 500_000_000, "repeat_penalty": 1.1, "num_predict": 4}})
@@ -86,14 +85,6 @@ def test_num_thread_is_clamped_to_the_cpus(limited: Server) -> None:
             "num_thread": 1_000_000, "num_predict": 2}})
         assert r.status_code == 200 and r.json()["done"] is True
         assert http.post("/api/generate", json={"model": MODEL}).status_code == 200  # back to the default
-
-
-@pytest.fixture(scope="module")
-def model(smollm2_gguf: Path) -> Iterator[LlamaModel]:
-    init_backend()
-    loaded = LlamaModel(str(smollm2_gguf), n_gpu_layers=0, main_gpu=0, use_mmap=None)
-    yield loaded
-    loaded.close()
 
 
 @pytest.mark.parametrize("num_keep", [-1, 0, 4, 100])

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Server, start_server
 from tests.hardening.crowd import CLIENTS, MODEL, one_round
-from tests.hardening.helpers import cpu_seconds, memory_kib, runners, wait_idle
+from tests.hardening.helpers import cpu_seconds, memory_kib, wait_idle
 
 ROUNDS = int(os.environ.get("POLLAMA_SOAK_ROUNDS", "3"))
 GROWTH_KIB = 64 * 1024  # what "flat" allows between the second round and the last
@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_a_hundred_clients_half_leaving_leave_no_work_and_no_growth(server: Server) -> None:
     assert httpx.post(f"{server.url}/api/generate", json={"model": MODEL}, timeout=120).status_code == 200
-    (runner,) = runners(server)
+    (runner,) = server.runner_pids()
     daemon = server.process.pid
     samples: list[tuple[int, int]] = []
     for round_number in range(max(ROUNDS, 2)):
@@ -46,7 +46,7 @@ def test_a_hundred_clients_half_leaving_leave_no_work_and_no_growth(server: Serv
         print(f"round {round_number + 1}: {counts} in {time.monotonic() - started:.0f} s (CPU: daemon "
               f"{cpu_seconds(daemon) - cpu[0]:.0f} s, runner {cpu_seconds(runner) - cpu[1]:.0f} s), "
               f"RSS daemon {samples[-1][0] // 1024} MiB, runner {samples[-1][1] // 1024} MiB")
-    assert runners(server) == [runner]
+    assert server.runner_pids() == [runner]
     first, last = samples[1], samples[-1]
     assert last[0] - first[0] < GROWTH_KIB and last[1] - first[1] < GROWTH_KIB, samples
 

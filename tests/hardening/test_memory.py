@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server
-from tests.hardening.helpers import memory_kib, runners
+from tests.hardening.helpers import memory_kib
 
 MODEL = b"smollm2:135m"
 BOUND_KIB = 1 << 20  # 1 GiB
@@ -34,7 +34,7 @@ def prompt_body(size: int) -> bytes:
 def test_huge_prompts_and_bodies_stay_within_a_bound(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=600) as http:
         assert http.post("/api/generate", json={"model": MODEL.decode()}).status_code == 200
-        (runner,) = runners(server)
+        (runner,) = server.runner_pids()
 
         r = http.post("/api/generate", content=prompt_body(256 * MB))
         assert r.status_code == 413
@@ -58,4 +58,4 @@ def test_huge_prompts_and_bodies_stay_within_a_bound(server: Server) -> None:
         r = http.post("/api/generate", json={"model": MODEL.decode(), "prompt": "hi", "stream": False,
                                              "options": {"num_predict": 2}})
         assert r.status_code == 200 and r.json()["done"] is True
-        assert runners(server) == [runner]
+        assert server.runner_pids() == [runner]

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.hardening.helpers import runners
 
 MODEL = "smollm2:135m"
 SHORT = {"temperature": 0, "num_predict": 2}
@@ -34,7 +33,7 @@ def still_serving(http: httpx.Client, server: Server, runner: list[int]) -> None
     """The model answers and its runner is the one from before: nothing killed it."""
     r = http.post("/api/generate", json={"model": MODEL, "prompt": "hi", "stream": False, "options": SHORT})
     assert r.status_code == 200, r.text
-    assert runners(server) == runner
+    assert server.runner_pids() == runner
     assert http.get("/api/ps").status_code == 200
 
 
@@ -61,7 +60,7 @@ SURROGATES = [
 @pytest.mark.parametrize(("path", "body"), SURROGATES)
 def test_a_lone_surrogate_is_replaced_at_the_edge(http: httpx.Client, shared_server: Server, path: str,
                                                   body: dict) -> None:
-    runner = runners(shared_server)
+    runner = shared_server.runner_pids()
     r = post_raw(http, path, json.dumps(body))  # json.dumps writes the surrogate as its \u escape
     assert r.status_code < 500, r.text
     assert r.headers["content-type"].startswith("application/")
@@ -73,7 +72,7 @@ def test_a_lone_surrogate_is_replaced_at_the_edge(http: httpx.Client, shared_ser
 @pytest.mark.parametrize("token", [49152, -5, 999999999, 2**40])
 def test_context_ids_outside_the_vocabulary_are_refused(http: httpx.Client, shared_server: Server,
                                                          token: int) -> None:
-    runner = runners(shared_server)
+    runner = shared_server.runner_pids()
     r = http.post("/api/generate", json={"model": MODEL, "prompt": "hi", "context": [1, token], "stream": False,
                                          "options": SHORT})
     assert r.status_code == 400
@@ -100,7 +99,7 @@ NON_FINITE = [
 @pytest.mark.parametrize(("path", "template", "message"), NON_FINITE)
 def test_non_finite_numbers_are_refused(http: httpx.Client, shared_server: Server, path: str, template: str,
                                         message: str) -> None:
-    runner = runners(shared_server)
+    runner = shared_server.runner_pids()
     r = post_raw(http, path, template % MODEL)
     assert r.status_code == 400, r.text
     assert message in r.text
@@ -112,14 +111,14 @@ def test_non_finite_numbers_are_refused(http: httpx.Client, shared_server: Serve
                                                      ("99999999999999999999h", "time: invalid duration")])
 def test_a_keep_alive_that_is_no_duration_is_refused(http: httpx.Client, shared_server: Server, keep_alive: str,
                                                      message: str) -> None:
-    runner = runners(shared_server)
+    runner = shared_server.runner_pids()
     r = http.post("/api/generate", json={"model": MODEL, "prompt": "hi", "keep_alive": keep_alive})
     assert r.status_code == 400 and message in r.json()["error"]
     still_serving(http, shared_server, runner)
 
 
 def test_a_huge_keep_alive_is_forever_and_poisons_nothing(http: httpx.Client, shared_server: Server) -> None:
-    runner = runners(shared_server)
+    runner = shared_server.runner_pids()
     r = http.post("/api/generate", json={"model": MODEL, "keep_alive": 1e300})
     assert r.status_code == 200
     (entry,) = http.get("/api/ps").json()["models"]

@@ -13,7 +13,6 @@ import pytest
 from gguf import GGUFValueType
 
 from modelstore.manifest import MEDIA_DRAFT, MEDIA_MODEL
-from tests.api.test_scheduling import runner_pids
 from tests.conftest import Server, start_server
 from tests.layouts.tiny import hyperparameters, tiny_model, tokenizer_values
 from tests.management.conftest import create, statuses, store_snapshot, upload
@@ -101,10 +100,10 @@ def test_a_draft_is_stored_as_ollama_stores_it_and_changes_no_output(server: Ser
 
 def test_draft_num_predict(server: Server, drafted: list[dict]) -> None:
     _generate(server, "plain")
-    plain_runner = runner_pids(server)
+    plain_runner = server.runner_pids()
     # without a draft model the option changes nothing, not even the runner
     _generate(server, "plain", draft_num_predict=8)
-    assert runner_pids(server) == plain_runner
+    assert server.runner_pids() == plain_runner
     expected = _generate(server, "plain")["response"]
 
     before = _drafting_requests(server)
