@@ -213,8 +213,10 @@ def over_http(gguf: Path, threads: int, args: argparse.Namespace) -> bool:
                                 "-np", "1", "-c", str(NUM_CTX), "-t", str(threads), "-tb", str(threads),
                                 "--no-webui"], work / "llama-server.log", url, "/health"))
             subjects = [("pollama", pollama.url, stream_pollama), ("llama-server", url, stream_llama_server)]
-            with httpx.Client(base_url=pollama.url, timeout=600) as p_http, \
-                    httpx.Client(base_url=url, timeout=600) as l_http:
+            # A connection per request: llama-server may close a kept-alive one between requests.
+            fresh = httpx.Limits(max_keepalive_connections=0)
+            with httpx.Client(base_url=pollama.url, timeout=600, limits=fresh) as p_http, \
+                    httpx.Client(base_url=url, timeout=600, limits=fresh) as l_http:
                 clients = {"pollama": p_http, "llama-server": l_http}
                 for name, _, run in subjects:  # warm-up
                     run(clients[name], None, options, 8)

@@ -7,11 +7,13 @@ rather than with `json.dumps`, whose escaping and float formatting differ from G
 from __future__ import annotations
 
 import base64
-import json
+import functools
 import math
 import re
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
 
 import numpy as np
 
@@ -33,9 +35,10 @@ def _escape_extra(match: re.Match[str]) -> str:
 
 
 def _string(s: str) -> str:
-    # json.dumps already escapes `"`, `\`, \b \f \n \r \t and other controls as \u00xx (lowercase),
-    # exactly as Go does; only the HTML-safe set and invalid text need adding.
-    return _GO_EXTRA_ESCAPES.sub(_escape_extra, json.dumps(s, ensure_ascii=False))
+    # json's encoder (what json.dumps(s, ensure_ascii=False) calls, without building an encoder per string)
+    # already escapes `"`, `\`, \b \f \n \r \t and other controls as \u00xx (lowercase), exactly as Go
+    # does; only the HTML-safe set and invalid text need adding. Every streamed chunk goes through here.
+    return _GO_EXTRA_ESCAPES.sub(_escape_extra, encode_basestring(s))
 
 
 def _scientific_parts(text: str) -> tuple[str, int]:
@@ -184,6 +187,18 @@ def format_time(dt: datetime, nanosecond: int | None = None) -> str:
     fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
     clock = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     return clock + fraction + _offset_text(dt)
+
+
+@functools.lru_cache(maxsize=1)
+def _utc_clock(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def format_utc_ns(timestamp_ns: int) -> str:
+    """Go `time.Time` JSON text of a POSIX time in nanoseconds, in UTC (`time.Now().UTC()`). Every streamed
+    chunk carries one, so the text up to the second is made once a second."""
+    second, nanos = divmod(timestamp_ns, 1_000_000_000)
+    return _utc_clock(second) + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"
 
 
 def format_mtime_ns(mtime_ns: int) -> str:

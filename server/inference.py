@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from engine.capabilities import COMPLETION, EMBEDDING, INSERT, RERANK, THINKING, TOOLS, model_capabilities
@@ -38,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def now_text() -> str:
-    return gojson.format_time(datetime.now(UTC))
+    return gojson.format_utc_ns(time.time_ns())
 
 
 @dataclass
