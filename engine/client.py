@@ -60,12 +60,33 @@ class _Terminated:
     """Put on every open request's queue when the process dies."""
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> object | None:
-    try:
-        header = await reader.readexactly(FRAME_HEADER.size)
-        return decode_body(await reader.readexactly(FRAME_HEADER.unpack(header)[0]))
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
+class _Frames(asyncio.Protocol):
+    """The daemon's end of the channel: each frame is decoded as its last byte arrives and handed to `deliver`
+    at once (no reader task to wake per token). Until the runner has loaded, frames wait in `early`; None
+    there means the runner closed its end."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self.early: asyncio.Queue[object | None] = asyncio.Queue()
+        self.deliver: Callable[[object], None] = self.early.put_nowait
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= FRAME_HEADER.size:
+            end = start + FRAME_HEADER.size + FRAME_HEADER.unpack_from(buffer, start)[0]
+            if len(buffer) < end:
+                break
+            self.deliver(decode_body(bytes(memoryview(buffer)[start + FRAME_HEADER.size:end])))
+            start = end
+        del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.early.put_nowait(None)
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 def _exit_text(returncode: int | None) -> str:
@@ -81,13 +102,13 @@ def _exit_text(returncode: int | None) -> str:
 
 
 class RunnerProcess:
-    def __init__(self, process: asyncio.subprocess.Process, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, info: RunnerInfo, stderr_task: asyncio.Task[None],
+    def __init__(self, process: asyncio.subprocess.Process, frames: _Frames,
+                 transport: asyncio.WriteTransport, info: RunnerInfo, stderr_task: asyncio.Task[None],
                  last_error: list[str], rpc_servers: list[str]) -> None:
         self.process = process
         self.info = info
-        self._reader = reader
-        self._writer = writer
+        self._frames = frames
+        self._transport = transport
         self._stderr_task = stderr_task
         self._last_error = last_error
         self._rpc_servers = rpc_servers
@@ -97,7 +118,8 @@ class RunnerProcess:
         self._exit_error: RunnerError | None = None
         # Called once if the process exits without being asked to (the scheduler counts crashes).
         self.on_crash: Callable[[], None] | None = None
-        self._router = asyncio.create_task(self._route())
+        frames.deliver = self._route
+        self._watcher = asyncio.create_task(self._watch())
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -118,19 +140,19 @@ class RunnerProcess:
             child.close()
         last_error: list[str] = []
         stderr_task = asyncio.create_task(_watch_stderr(process, last_error))
-        reader, writer = await asyncio.open_unix_connection(sock=parent)
-        writer.write(encode_frame(spec))
+        transport, frames = await asyncio.get_running_loop().create_unix_connection(_Frames, sock=parent)
+        transport.write(encode_frame(spec))
         try:
-            outcome = await _await_load(reader, load_timeout, last_error)
+            outcome = await _await_load(frames.early, load_timeout, last_error)
         except RunnerError as err:  # the load stalled
-            await _reap(process, writer, stderr_task, grace=0)
+            await _reap(process, transport, stderr_task, grace=0)
             _log_failure(process.pid, err.message, last_error)
             raise
         except BaseException:
-            await _reap(process, writer, stderr_task, grace=0)
+            await _reap(process, transport, stderr_task, grace=0)
             raise
         if not isinstance(outcome, RunnerInfo):  # the runner is exiting, with or without a word
-            await _reap(process, writer, stderr_task, grace=CLOSE_GRACE_SECONDS)
+            await _reap(process, transport, stderr_task, grace=CLOSE_GRACE_SECONDS)
             if isinstance(outcome, LoadFailed):
                 message = f"llama runner process has terminated: {outcome.message}"
             else:
@@ -138,7 +160,7 @@ class RunnerProcess:
             _log_failure(process.pid, message, last_error)
             raise RunnerError(message)
         info = outcome
-        return cls(process, reader, writer, info, stderr_task, last_error, spec.rpc_servers)
+        return cls(process, frames, transport, info, stderr_task, last_error, spec.rpc_servers)
 
     @property
     def pid(self) -> int:
@@ -158,9 +180,9 @@ class RunnerProcess:
 
     async def wait_closed(self) -> None:
         await self.process.wait()
-        await self._router
+        await self._watcher
         await self._stderr_task
-        self._writer.close()
+        self._transport.close()
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -230,7 +252,7 @@ class RunnerProcess:
         return request_id, queue
 
     def _send(self, message: object) -> None:
-        self._writer.write(encode_frame(message))
+        self._transport.write(encode_frame(message))
 
     async def _call(self, make_message: Callable[[int], object]) -> object:
         """One request, one reply. A caller cancelled before the reply (its client left) cancels the
@@ -254,11 +276,14 @@ class RunnerProcess:
             return RunnerError(payload.message, payload.status)
         return self._exit_error or RunnerError("llama runner process has terminated")
 
-    async def _route(self) -> None:
-        """Deliver each reply to its request's queue; on EOF, fail every open request."""
-        while (message := await _read_frame(self._reader)) is not None:
-            if isinstance(message, Reply) and (queue := self._queues.get(message.request_id)) is not None:
-                queue.put_nowait(message.payload)
+    def _route(self, message: object) -> None:
+        """Deliver a reply to its request's queue."""
+        if isinstance(message, Reply) and (queue := self._queues.get(message.request_id)) is not None:
+            queue.put_nowait(message.payload)
+
+    async def _watch(self) -> None:
+        """When the channel closes: wait for the process to end, then fail every open request."""
+        await self._frames.closed
         await self.process.wait()
         await self._stderr_task
         message = _termination_message(self.process.returncode, self._last_error)
@@ -285,14 +310,14 @@ def _termination_message(returncode: int | None, last_error: list[str]) -> str:
     return f"{message}: {last_error[-1]}" if last_error else message
 
 
-async def _await_load(reader: asyncio.StreamReader, load_timeout: float | None,
+async def _await_load(frames: asyncio.Queue[object | None], load_timeout: float | None,
                       last_error: list[str]) -> RunnerInfo | LoadFailed | None:
     """The runner's answer to the load: its info, its failure, or None if it exited without one."""
     stall = load_timeout if load_timeout is not None and load_timeout > 0 else None
     progress = 0.0
     while True:
         try:
-            message = await asyncio.wait_for(_read_frame(reader), stall)
+            message = await asyncio.wait_for(frames.get(), stall)
         except TimeoutError:
             detail = f" - {last_error[-1]}" if last_error else ""
             message = f"timed out waiting for llama runner to start - progress {progress:.2f}{detail}"
@@ -316,9 +341,9 @@ async def _stop(process: asyncio.subprocess.Process, *, grace: float) -> None:
         await process.wait()
 
 
-async def _reap(process: asyncio.subprocess.Process, writer: asyncio.StreamWriter,
+async def _reap(process: asyncio.subprocess.Process, transport: asyncio.WriteTransport,
                 stderr_task: asyncio.Task[None], *, grace: float) -> None:
-    writer.close()
+    transport.close()
     await _stop(process, grace=grace)
     await stderr_task
 
