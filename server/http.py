@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from modelstore import gojson
 from server.body import BodyTooLarge, decode_json, read_body
+from server.disconnect import watched
 
 log = logging.getLogger(__name__)
 JSON_UTF8 = "application/json; charset=utf-8"
@@ -60,35 +62,55 @@ async def read_json(request: Request) -> Any:
         raise APIError(str(e), 413) from None
 
 
-async def collect(items: AsyncIterator[dict]) -> list[dict]:
-    """Every item of a whole (non-streamed) answer. A client that leaves meanwhile cancels the request
-    (server/disconnect.py), and with it the work behind `items`."""
+async def collect(items: AsyncIterator[dict], first: dict | None = None) -> list[dict]:
+    """Every item of a whole (non-streamed) answer (`first`: the first, when the caller has taken it
+    already). A client that leaves meanwhile cancels the request (server/disconnect.py), and with it the
+    work behind `items`."""
     try:
-        return [item async for item in items]
+        return ([] if first is None else [first]) + [item async for item in items]
     finally:
         await _close(items)
+
+
+class Lines(StreamingResponse):
+    """A streamed answer, sent as its parts come. Starlette runs a second task per stream that listens for the
+    client leaving; on the routes that DisconnectMiddleware watches, the middleware already cancels the request
+    then, so the parts go straight out (one task fewer, and nothing between a token and its write)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if watched(scope["path"]):
+            await self.stream_response(send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def _ndjson_line(item: dict) -> bytes:
     return (gojson.dumps(item) + "\n").encode()
 
 
-async def stream_response(items: AsyncIterator[dict]) -> Response:
+def _same(item: dict) -> dict:
+    return item
+
+
+async def stream_response(items: AsyncIterator[dict], first: dict | None = None,
+                          wire: Callable[[dict], dict] = _same) -> Response:
     """Ollama's streamResponse: an error before the first line becomes the HTTP status and body;
-    an error after it becomes one last `{"error": …}` line."""
-    try:
-        first = await anext(items)
-    except StopAsyncIteration:
-        return Response(b"", media_type="application/x-ndjson")
-    except APIError as e:
-        await _close(items)
-        return error_response(e.message, e.status, "application/json")
+    an error after it becomes one last `{"error": …}` line. `first`: the first item, when the caller has
+    taken it already; `wire`: what each item becomes on the wire."""
+    if first is None:
+        try:
+            first = await anext(items)
+        except StopAsyncIteration:
+            return Response(b"", media_type="application/x-ndjson")
+        except APIError as e:
+            await _close(items)
+            return error_response(e.message, e.status, "application/json")
 
     async def body() -> AsyncIterator[bytes]:
-        yield _ndjson_line(first)
         try:
+            yield _ndjson_line(wire(first))
             async for item in items:
-                yield _ndjson_line(item)
+                yield _ndjson_line(wire(item))
         except APIError as e:
             yield _ndjson_line({"error": e.message})
         except Exception as e:  # noqa: BLE001 - the stream has begun: the error is its last line
@@ -97,7 +119,7 @@ async def stream_response(items: AsyncIterator[dict]) -> Response:
         finally:
             await _close(items)
 
-    return StreamingResponse(body(), media_type="application/x-ndjson")
+    return Lines(body(), media_type="application/x-ndjson")
 
 
 async def collect_progress(items: AsyncIterator[dict]) -> Response:

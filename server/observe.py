@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -110,7 +110,7 @@ class InferenceObserver(Protocol):
 
 
 async def observed(request: Request, chunks: AsyncIterator[dict], started: float,
-                   observer: InferenceObserver) -> AsyncIterator[dict]:
+                   observer: InferenceObserver) -> AsyncGenerator[dict]:
     """The native chunks of a generation, unchanged, noting the time to the first token (from `started`,
     so a load and a wait in the queue count) and the counts of the final chunk in the request's record."""
     record = record_of(request)

@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from modelstore import gojson
 from server.api import ChatRequest, EmbedRequest, GenerateRequest, RequestError, parse_request
 from server.api_openai import ChatCompletionRequest, CompletionRequest, Message, ToolCall
 from server.api_openai import EmbedRequest as OpenAIEmbedRequest
-from server.http import APIError, busy_headers, unexpected_error
+from server.http import APIError, Lines, busy_headers, unexpected_error
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "fp_ollama"
@@ -609,4 +609,4 @@ async def sse_response(
         for event in finish():
             yield event
 
-    return StreamingResponse(body(), headers={**SSE_HEADERS, **(headers or {})})
+    return Lines(body(), headers={**SSE_HEADERS, **(headers or {})})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -32,37 +32,21 @@ from server.state import get_state
 router = APIRouter()
 
 
-async def _wire(chunks: AsyncIterator[dict], shape: type[GenerateResponse] | type[ChatResponse]) -> AsyncIterator[dict]:
-    async for chunk in chunks:
-        yield shape.model_validate(chunk).wire()
-
-
-async def _respond(request: Request, chunks: AsyncIterator[dict], *, stream: bool, chat: bool,
+async def _respond(first: dict | None, chunks: AsyncGenerator[dict], *, stream: bool, chat: bool,
                    with_tools: bool) -> Response:
+    """The answer to a generation whose first chunk has been taken: load, unload and render-only answers are
+    one object even when streaming."""
     shape = ChatResponse if chat else GenerateResponse
+    if first is not None and (first.get("done_reason") in ("load", "unload") or "_debug_info" in first):
+        await chunks.aclose()  # runs the pipeline's cleanup: the scheduler hold is released
+        return json_response(shape.model_validate(first).wire())
     if stream:
-        return await stream_response(_wire(chunks, shape))
-    collected = await collect(chunks)
+        return await stream_response(chunks, first, lambda chunk: shape.model_validate(chunk).wire())
+    collected = await collect(chunks, first)
     if not collected:
         raise APIError("no response", 500)
     return json_response(shape.model_validate(inference.join_chunks(collected, chat_request=chat,
                                                                     with_tools=with_tools)).wire())
-
-
-async def _single_if_done(chunks: AsyncGenerator[dict]) -> tuple[dict | None, AsyncIterator[dict]]:
-    """Peek at the first chunk: load, unload and render-only answers are one object even when streaming."""
-    first = await anext(chunks, None)
-
-    async def rest() -> AsyncIterator[dict]:
-        if first is not None:
-            yield first
-        async for chunk in chunks:
-            yield chunk
-
-    if first is not None and (first.get("done_reason") in ("load", "unload") or "_debug_info" in first):
-        await chunks.aclose()  # runs the pipeline's cleanup: the scheduler hold is released
-        return first, rest()
-    return None, rest()
 
 
 @router.post("/api/generate")
@@ -74,10 +58,8 @@ async def generate(request: Request) -> Response:
     state = get_state(request)
     req: GenerateRequest = parse_request(GenerateRequest, await read_json(request))
     chunks = observed(request, inference.generate(state.store, state.scheduler, req, started), started, state.metrics)
-    single, chunks = await _single_if_done(chunks)
-    if single is not None:
-        return json_response(GenerateResponse.model_validate(single).wire())
-    return await _respond(request, chunks, stream=req.stream is not False, chat=False, with_tools=False)
+    return await _respond(await anext(chunks, None), chunks, stream=req.stream is not False, chat=False,
+                          with_tools=False)
 
 
 @router.post("/api/chat")
@@ -89,10 +71,8 @@ async def chat(request: Request) -> Response:
     state = get_state(request)
     req: ChatRequest = parse_request(ChatRequest, await read_json(request))
     chunks = observed(request, inference.chat(state.store, state.scheduler, req, started), started, state.metrics)
-    single, chunks = await _single_if_done(chunks)
-    if single is not None:
-        return json_response(ChatResponse.model_validate(single).wire())
-    return await _respond(request, chunks, stream=req.stream is not False, chat=True, with_tools=bool(req.tools))
+    return await _respond(await anext(chunks, None), chunks, stream=req.stream is not False, chat=True,
+                          with_tools=bool(req.tools))
 
 
 @router.post("/api/embed")
