@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,12 @@ PROMPT = "Send a message"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
 
 
+def _default_interrupt() -> None:
+    """A terminal's program hears Ctrl-C even when the test suite was started in the background: bash gives a
+    background job's processes SIGINT ignored, and a child keeps an ignored signal ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     def __init__(self, server: Server, home: Path, *args: str) -> None:
         self.log = home / "pty.log"
@@ -25,7 +32,7 @@ class Terminal:
                                    # pexpect answers no cursor-position requests, which a real terminal does
                                    env=cli_env(server, home, TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1"),
                                    encoding="utf-8",
-                                   timeout=300, dimensions=(40, 100))
+                                   timeout=300, dimensions=(40, 100), preexec_fn=_default_interrupt)
         self.child.logfile_read = self.log.open("a")
 
     def expect(self, pattern: str) -> str:
