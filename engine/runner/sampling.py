@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,43 @@ class TokenArray:
         return int(self.data["id"][self.struct.selected])
 
 
+class WindowPenalties:
+    """llama.cpp's penalties sampler (repeat, presence) applied to the logits of the window's tokens only.
+
+    llama.cpp's looks every token of the vocabulary up in its counts (230 µs per token for SmolLM2's 49152;
+    here about 20). The arithmetic is its own, in float32 and in the same order, so the penalized logits are
+    bit for bit the same. A frequency penalty is left to llama.cpp: its count × penalty + presence may be
+    fused into one rounding there (an FMA), which numpy would not reproduce."""
+
+    def __init__(self, window: int, params: SamplingParams) -> None:
+        self._recent: deque[int] = deque(maxlen=window)
+        self._counts: Counter[int] = Counter()
+        self._repeat = np.float32(params.repeat_penalty)
+        self._presence = np.float32(params.presence_penalty)
+
+    @staticmethod
+    def exact_for(params: SamplingParams) -> bool:
+        return params.frequency_penalty == 0 and params.repeat_penalty > 0
+
+    def accept(self, token: int) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            oldest = self._recent[0]
+            self._counts[oldest] -= 1
+            if not self._counts[oldest]:
+                del self._counts[oldest]
+        self._recent.append(token)
+        self._counts[token] += 1
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """A penalized copy of a logits row."""
+        row = logits.copy()
+        if self._counts:
+            ids = np.fromiter(self._counts, dtype=np.intp, count=len(self._counts))
+            seen = row[ids]
+            row[ids] = np.where(seen <= 0, seen * self._repeat, seen / self._repeat) - self._presence
+        return row
+
+
 class Sampler:
     def __init__(self, model: LlamaModel, params: SamplingParams, *, num_ctx: int,
                  grammar: str | None, grammar_first: bool = False) -> None:
@@ -101,7 +139,11 @@ class Sampler:
         # The penalty window is a ring buffer of this many tokens: at most the context (llama.cpp's -1), not
         # whatever a request asks for (repeat_last_n 5e8 cost 2 GB).
         self._window = num_ctx if params.repeat_last_n < 0 else min(params.repeat_last_n, num_ctx)
-        if params.penalizes:
+        # Without a grammar, penalties are applied here to the window's tokens only; the constrained pass needs
+        # llama.cpp's sampler.
+        self._window_penalties = (WindowPenalties(self._window, params)
+                                  if params.penalizes and not grammar and WindowPenalties.exact_for(params) else None)
+        if params.penalizes and self._window_penalties is None:
             self._penalties = lc.llama_sampler_init_penalties(
                 model.n_vocab, self._window, params.repeat_penalty, params.frequency_penalty,
                 params.presence_penalty)
@@ -123,17 +165,15 @@ class Sampler:
             self._add(self._pick, lc.llama_sampler_init_dist(seed))
             self._needed = params.top_k if 0 < params.top_k < model.n_vocab else model.n_vocab
             self._temperature = params.temperature
-        # Greedy with nothing before it picks the first highest logit, as llama.cpp's greedy sampler does; numpy
-        # finds it without copying the vocabulary into a candidates array first (15 µs instead of 75 per token).
-        self._argmax_only = params.temperature <= 0 and self._penalties is None and not grammar
         if grammar:
             self.grammar = lc.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
             if not self.grammar:
                 self.close()
                 raise LlamaError("failed to parse the grammar")
+            self._single = TokenArray(np.zeros(1, dtype=_TOKEN_DATA))
+        if grammar or (self._window_penalties is not None and self._temperature > 0):
             self._ids = np.arange(model.n_vocab, dtype=np.int32)
             self._vocab = TokenArray(np.zeros(model.n_vocab, dtype=_TOKEN_DATA))
-            self._single = TokenArray(np.zeros(1, dtype=_TOKEN_DATA))
 
     @staticmethod
     def _add(chain: Any, sampler: Any) -> None:
@@ -141,16 +181,17 @@ class Sampler:
 
     def accept_prompt(self, tokens: list[int]) -> None:
         """The prompt counts for repeat penalties (as in Ollama), but must not advance a grammar."""
+        if self._window_penalties is not None:
+            for token in tokens[-self._window:]:
+                self._window_penalties.accept(token)
         if self._penalties is not None:
             for token in tokens[-self._window:]:  # older tokens would fall out of the window anyway
                 lc.llama_sampler_accept(self._penalties, token)
 
     def sample(self, ctx: LlamaContext, index: int) -> int:
         """Pick and accept the next token from the logits of batch token `index`."""
-        if self._argmax_only:
-            return int(ctx.logits(index).argmax())
         if self.grammar is None:
-            return lc.llama_sampler_sample(self.chain, ctx.ctx, index)
+            return self._plain_pick(ctx, index)
         if self.grammar_first:
             token = self._constrained_pick(ctx.logits(index), whole_vocabulary=True)
         else:
@@ -160,6 +201,26 @@ class Sampler:
                 token = self._constrained_pick(ctx.logits(index))
         lc.llama_sampler_accept(self.grammar, token)
         lc.llama_sampler_accept(self.chain, token)
+        return token
+
+    def _plain_pick(self, ctx: LlamaContext, index: int) -> int:
+        """Pick and accept without a grammar. Greedy picks the first highest logit, as llama.cpp's greedy sampler
+        does, but with numpy: llama_sampler_sample first copies the whole vocabulary into a candidates array
+        (7 µs instead of 127 per token for SmolLM2's 49152 tokens)."""
+        penalties = self._window_penalties
+        if penalties is None:
+            if self._temperature == 0 and self._penalties is None:
+                return int(ctx.logits(index).argmax())
+            return lc.llama_sampler_sample(self.chain, ctx.ctx, index)
+        row = penalties.apply(ctx.logits(index))
+        if self._temperature == 0:
+            token = int(row.argmax())
+        else:
+            vocab = self._fill_vocabulary(row)
+            vocab.apply(self._pick)
+            token = vocab.selected()
+            lc.llama_sampler_accept(self._pick, token)
+        penalties.accept(token)
         return token
 
     def _fill_vocabulary(self, logits: np.ndarray) -> TokenArray:
