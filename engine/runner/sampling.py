@@ -237,6 +237,8 @@ class Sampler:
     def _free_pick(self, ctx: LlamaContext, index: int) -> int:
         """The chain's pick from the unconstrained logits, accepted by nothing yet."""
         if self._penalties is None:
+            if self._temperature == 0:
+                return int(ctx.logits(index).argmax())  # llama.cpp's greedy pick, as in _plain_pick
             # llama.cpp fills the candidates itself; accepting into the pick chain changes nothing.
             return lc.llama_sampler_sample(self._pick, ctx.ctx, index)
         vocab = self._fill_vocabulary(ctx.logits(index))
