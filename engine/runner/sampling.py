@@ -171,7 +171,7 @@ class Sampler:
                 self.close()
                 raise LlamaError("failed to parse the grammar")
             self._single = TokenArray(np.zeros(1, dtype=_TOKEN_DATA))
-        if grammar or (self._window_penalties is not None and self._temperature > 0):
+        if grammar or self._penalties is not None or (self._window_penalties is not None and self._temperature > 0):
             self._ids = np.arange(model.n_vocab, dtype=np.int32)
             self._vocab = TokenArray(np.zeros(model.n_vocab, dtype=_TOKEN_DATA))
 
@@ -191,36 +191,19 @@ class Sampler:
     def sample(self, ctx: LlamaContext, index: int) -> int:
         """Pick and accept the next token from the logits of batch token `index`."""
         if self.grammar is None:
-            return self._plain_pick(ctx, index)
-        if self.grammar_first:
+            token = self._free_pick(ctx, index)
+        elif self.grammar_first:
             token = self._constrained_pick(ctx.logits(index), whole_vocabulary=True)
         else:
             token = self._free_pick(ctx, index)
             if not self._allows(token):
                 self.fallbacks += 1
                 token = self._constrained_pick(ctx.logits(index))
-        lc.llama_sampler_accept(self.grammar, token)
+        if self.grammar is not None:
+            lc.llama_sampler_accept(self.grammar, token)
         lc.llama_sampler_accept(self.chain, token)
-        return token
-
-    def _plain_pick(self, ctx: LlamaContext, index: int) -> int:
-        """Pick and accept without a grammar. Greedy picks the first highest logit, as llama.cpp's greedy sampler
-        does, but with numpy: llama_sampler_sample first copies the whole vocabulary into a candidates array
-        (7 µs instead of 127 per token for SmolLM2's 49152 tokens)."""
-        penalties = self._window_penalties
-        if penalties is None:
-            if self._temperature == 0 and self._penalties is None:
-                return int(ctx.logits(index).argmax())
-            return lc.llama_sampler_sample(self.chain, ctx.ctx, index)
-        row = penalties.apply(ctx.logits(index))
-        if self._temperature == 0:
-            token = int(row.argmax())
-        else:
-            vocab = self._fill_vocabulary(row)
-            vocab.apply(self._pick)
-            token = vocab.selected()
-            lc.llama_sampler_accept(self._pick, token)
-        penalties.accept(token)
+        if self._window_penalties is not None:
+            self._window_penalties.accept(token)
         return token
 
     def _fill_vocabulary(self, logits: np.ndarray) -> TokenArray:
@@ -235,14 +218,23 @@ class Sampler:
         return vocab
 
     def _free_pick(self, ctx: LlamaContext, index: int) -> int:
-        """The chain's pick from the unconstrained logits, accepted by nothing yet."""
-        if self._penalties is None:
-            if self._temperature == 0:
-                return int(ctx.logits(index).argmax())  # llama.cpp's greedy pick, as in _plain_pick
+        """The chain's pick from the unconstrained logits, accepted by nothing yet. Greedy picks the first highest
+        logit with numpy, as llama.cpp's greedy sampler does: llama_sampler_sample first copies the whole
+        vocabulary into a candidates array (7 µs instead of 127 per token for SmolLM2's 49152 tokens)."""
+        logits = ctx.logits(index)
+        if self._window_penalties is not None:
+            logits = self._window_penalties.apply(logits)
+        elif self._penalties is not None:
+            vocab = self._fill_vocabulary(logits)
+            vocab.apply(self.chain)
+            return vocab.selected()
+        if self._temperature == 0:
+            return int(logits.argmax())
+        if self._window_penalties is None:
             # llama.cpp fills the candidates itself; accepting into the pick chain changes nothing.
             return lc.llama_sampler_sample(self._pick, ctx.ctx, index)
-        vocab = self._fill_vocabulary(ctx.logits(index))
-        vocab.apply(self.chain)
+        vocab = self._fill_vocabulary(logits)
+        vocab.apply(self._pick)
         return vocab.selected()
 
     def _allows(self, token: int) -> bool:
