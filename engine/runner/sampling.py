@@ -190,13 +190,11 @@ class Sampler:
 
     def sample(self, ctx: LlamaContext, index: int) -> int:
         """Pick and accept the next token from the logits of batch token `index`."""
-        if self.grammar is None:
-            token = self._free_pick(ctx, index)
-        elif self.grammar_first:
+        if self.grammar is not None and self.grammar_first:
             token = self._constrained_pick(ctx.logits(index), whole_vocabulary=True)
         else:
             token = self._free_pick(ctx, index)
-            if not self._allows(token):
+            if self.grammar is not None and not self._allows(token):
                 self.fallbacks += 1
                 token = self._constrained_pick(ctx.logits(index))
         if self.grammar is not None:

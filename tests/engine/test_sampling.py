@@ -1,5 +1,6 @@
-"""Greedy sampling without penalties or a grammar skips llama.cpp's sampler chain (engine/runner/sampling.py):
-its pick must be the chain's, in this process on the real SmolLM2."""
+"""Where engine/runner/sampling.py does llama.cpp's sampling work itself (greedy picks by argmax, repeat and
+presence penalties on the window's tokens), its picks and penalized logits must be llama.cpp's chain's, in
+this process on the real SmolLM2."""
 
 from __future__ import annotations
 
